@@ -1,0 +1,74 @@
+"""The ``deblurdiff`` command: a thin dispatcher.
+
+Each subcommand lives in ``deblurdiff.commands.<name>`` and defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
+``deblurdiff --help`` stays fast. Errors of the ``DeblurDiffError`` family are printed without
+a traceback and exit with code 2.
+"""
+import argparse
+import importlib
+import sys
+
+from .errors import DeblurDiffError
+
+COMMANDS = {
+    "synth": "deblurdiff.commands.synth",
+    "train": "deblurdiff.commands.train",
+    "deblur": "deblurdiff.commands.deblur",
+    "score": "deblurdiff.commands.score",
+    "eval": "deblurdiff.commands.evaluate",
+    "compare": "deblurdiff.commands.compare",
+    "bench": "deblurdiff.commands.bench",
+    "weights": "deblurdiff.commands.weights",
+    "demo": "deblurdiff.commands.demo",
+}
+
+
+def _load(name):
+    try:
+        return importlib.import_module(COMMANDS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == COMMANDS[name]:
+            return None
+        raise
+
+
+def build_parser(only=None) -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="deblurdiff", description="Motion deblurring with diffusion models.")
+    parser.add_argument("--version", action="version", version=f"deblurdiff {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
+        module = _load(name)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if getattr(args, "_module", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except DeblurDiffError as exc:
+        print(f"deblurdiff {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
