@@ -1,0 +1,76 @@
+import torch
+
+from deblurdiff.infer import blend_window, sample_statistics, sliding_windows, tiled
+from deblurdiff.infer.tiles import pad_to_multiple
+
+
+def test_blend_window_is_positive_and_partitions_unity_for_half_overlap():
+    w = blend_window(32, 8)
+    assert (w > 0).all() and w[8:24].eq(1).all()
+    # raised-cosine ramps of two neighbouring tiles sum to one across the overlap
+    assert torch.allclose(w[-8:] + w[:8], torch.ones(8), atol=1e-6)
+
+
+def test_tiled_pointwise_function_equals_untiled():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 3, 70, 45, generator=g)
+    fn = lambda t: torch.sigmoid(3 * t - 1)  # pointwise: tiling must not change it
+    out = tiled(fn, x, tile=32, overlap=8)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, fn(x), atol=1e-6, rtol=1e-6)
+
+
+def test_tiled_with_extra_output_axis():
+    x = torch.rand(1, 3, 50, 50)
+    fn = lambda t: torch.stack([t, 2 * t], dim=1)  # (B, C, h, w) -> (B, 2, C, h, w)
+    out = tiled(fn, x, tile=24, overlap=6)
+    torch.testing.assert_close(out, fn(x), atol=1e-6, rtol=1e-6)
+
+
+def test_tiled_calls_function_on_bounded_crops():
+    sizes = []
+    x = torch.rand(1, 3, 100, 130)
+    tiled(lambda t: sizes.append(t.shape[-2:]) or t, x, tile=40, overlap=10)
+    assert all(h <= 40 and w <= 40 for h, w in sizes) and len(sizes) == 3 * 4
+
+
+def test_sliding_windows_average_over_windows():
+    clip = torch.arange(7.0).view(1, 7, 1, 1, 1).expand(1, 7, 1, 2, 2).clone()
+    seen = []
+
+    def fn(w):
+        seen.append(w.shape[1])
+        return w - w.mean(dim=1, keepdim=True)  # depends on the window: checks the averaging
+    out = sliding_windows(fn, clip, frames=4, overlap=2)
+    assert set(seen) == {4}
+    # windows start at 0, 2, 3: frame 3 is held by all three, with offsets -1.5, +0.5, -0.5 ... computed directly
+    expect = torch.zeros(7)
+    count = torch.zeros(7)
+    for s in (0, 2, 3):
+        vals = torch.arange(s, s + 4, dtype=torch.float32)
+        expect[s:s + 4] += vals - vals.mean()
+        count[s:s + 4] += 1
+    torch.testing.assert_close(out[0, :, 0, 0, 0], expect / count)
+
+
+def test_sliding_windows_short_clip_is_padded_and_cropped():
+    clip = torch.rand(2, 2, 3, 4, 4)
+    out = sliding_windows(lambda w: w * 1.0, clip, frames=4)
+    torch.testing.assert_close(out, clip)
+
+
+def test_sample_statistics_matches_torch():
+    g = torch.Generator().manual_seed(1)
+    draws = [torch.randn(3, 4, generator=g) for _ in range(5)]
+    it = iter(draws)
+    mean, std = sample_statistics(lambda: next(it), 5)
+    stack = torch.stack(draws)
+    torch.testing.assert_close(mean, stack.mean(0), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(std, stack.std(0), atol=1e-6, rtol=1e-6)
+
+
+def test_pad_to_multiple_keeps_content():
+    x = torch.rand(1, 2, 3, 10, 13)
+    y, (h, w) = pad_to_multiple(x, 8)
+    assert y.shape[-2:] == (16, 16) and (h, w) == (10, 13)
+    torch.testing.assert_close(y[..., :10, :13], x)
