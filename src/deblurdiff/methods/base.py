@@ -23,6 +23,8 @@ class DeblurMethod(ModelMixin, ConfigMixin):
       stochastic: True for diffusion samplers (``samples`` > 1 gives a spread).
       frames: the clip length a video method processes at once (sliding windows beyond it).
       multiple: input height/width are padded to a multiple of this.
+      tile: the tile size the API uses for inputs larger than it when the user sets none
+            (0: the whole input at once).
     """
 
     config_name = "config.json"
@@ -31,6 +33,7 @@ class DeblurMethod(ModelMixin, ConfigMixin):
     stochastic: bool = False
     frames: int = 1
     multiple: int = 1
+    tile: int = 0
 
     def training_loss(self, batch: dict) -> dict:
         """Return a dict with a scalar ``"loss"`` (and optional logged extras)."""
