@@ -46,3 +46,23 @@ def atomic_dir(path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def staged_into(root):
+    """Yield a staging folder; on success move every file in it to the same relative path
+    under ``root`` (created if needed), leaving other files in ``root`` untouched.
+
+    Used when one command writes many outputs: all are complete before any is moved.
+    """
+    root = Path(root)
+    anchor = root if root.exists() else next((p for p in root.parents if p.exists()), Path("."))
+    staging = Path(tempfile.mkdtemp(prefix=".deblurdiff-staging-", dir=anchor))
+    try:
+        yield staging
+        for item in sorted(p for p in staging.rglob("*") if p.is_file()):
+            dest = root / item.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(item, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
