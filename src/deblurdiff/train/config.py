@@ -2,7 +2,7 @@
 
 An unknown or mistyped key is a ``ConfigError`` naming the key and the file. Schema::
 
-    method: divd                # registry name (deblurdiff.methods.METHODS)
+    method: divd                # registry name (deblurdiff.methods.METHODS), or package.module:Class
     model: {...}                # keyword arguments of the method class's __init__
     data: {...}                 # DataConfig
     train: {...}                # TrainConfig
@@ -149,9 +149,26 @@ def parse_config(raw: dict, file: str = "<config>") -> ExperimentConfig:
     cfg.stages = [_build(StageConfig, s, f"stages[{i}]", file) for i, s in enumerate(stages)]
     from ..methods import METHODS
 
-    if cfg.method not in METHODS:
+    if ":" in cfg.method:
+        _check_importable(cfg.method, "method", file)
+    elif cfg.method not in METHODS:
         raise ConfigError(f"{file}: unknown method {cfg.method!r}; choose one of {', '.join(sorted(METHODS))}")
+    for where, data in (("data", cfg.data), ("val_data", cfg.val_data)):
+        if data is not None and ":" in data.source:
+            _check_importable(data.source, f"{where}.source", file)
     return cfg
+
+
+def _check_importable(spec: str, what: str, file: str) -> None:
+    """``package.module:Name`` entries (methods/data sources defined outside the registry) must import."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{file}: {what} {spec!r} cannot be imported ({exc}); "
+                          "give a registry name or an importable 'package.module:Name'") from None
 
 
 def apply_overrides(raw: dict, overrides: list[str], file: str = "<config>") -> dict:

@@ -1,0 +1,30 @@
+"""``deblurdiff train CONFIG.yaml``: train any method from a YAML config (single process or DDP)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "train a method from a YAML config (resumable; runs under accelerate launch / torchrun for DDP)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="YAML experiment config (see configs/*.yaml)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: runs/<config name>); checkpoints in OUT/checkpoints, "
+                             "shipped EMA weights in OUT/final")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop at this global step; the lr schedule keeps the config's length, so a later "
+                             "--resume continues exactly (use --set train.max_steps=N to shorten the schedule)")
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="'auto': newest intact checkpoint in OUT/checkpoints (fresh start if none); "
+                             "or a checkpoint folder")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=1e-4 --set data.crop=64 (repeatable)")
+
+
+def run(args) -> int:
+    from ..train import load_config, run as train_run
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    train_run(cfg, out, max_steps=args.max_steps, resume=args.resume)
+    return 0
