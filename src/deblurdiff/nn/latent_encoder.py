@@ -1,0 +1,48 @@
+"""BlurDM's latent encoder LE: a pair of images -> one compact prior vector.
+
+``PixelUnshuffle(4)`` of each input -> concat -> conv to ``width`` -> ``resblocks`` ResBlocks ->
+convs ``width -> 2 width -> 2 width -> dim`` -> global average pool -> MLP ``dim -> dim -> dim``
+(official: width 64, dim 256, 6 ResBlocks). The sharp encoder is ``LE(blur, sharp)``, the blur
+encoder ``LE(blur, blur)``: the same architecture with separate weights.
+"""
+from __future__ import annotations
+
+import torch
+from einops import reduce
+from torch import nn
+
+from .nafnet import pad_to_multiple
+
+
+class ResBlock(nn.Module):
+    """conv - LeakyReLU - conv, plus the identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                                  nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class LatentEncoder(nn.Module):
+    """Two images ``(B, C, H, W)`` in [-1, 1] -> ``(B, dim)`` (replicate-padded to a multiple of ``downscale``)."""
+
+    def __init__(self, in_channels: int = 3, inputs: int = 2, width: int = 64, dim: int = 256,
+                 resblocks: int = 6, downscale: int = 4):
+        super().__init__()
+        self.downscale = downscale
+        self.unshuffle = nn.PixelUnshuffle(downscale)
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        self.head = nn.Sequential(nn.Conv2d(in_channels * inputs * downscale ** 2, width, 3, padding=1), act())
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(resblocks)])
+        self.tail = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), act(),
+                                  nn.Conv2d(2 * width, 2 * width, 3, padding=1), act(),
+                                  nn.Conv2d(2 * width, dim, 3, padding=1), act())
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), act(), nn.Linear(dim, dim), act())
+
+    def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.unshuffle(pad_to_multiple(im, self.downscale)[0]) for im in images], dim=1)
+        x = self.tail(self.body(self.head(x)))
+        return self.mlp(reduce(x, "b c h w -> b c", "mean"))

@@ -1,0 +1,28 @@
+"""Prior fusion module (PFM): modulate backbone features with BlurDM's latent prior.
+
+Official: ``[k, v] = Linear(dim -> 2C, no bias)(z)``; ``x <- x * k + v``. We parameterise it as
+``x <- x * (1 + k) + v`` with the linear layer zero-initialised, so that an untrained PFM is
+exactly the identity: a backbone with PFMs starts as the backbone alone (stage 1 then learns to
+use the prior), and a PFM given no prior (``z=None``) is the identity too. The two forms span the
+same functions (``k`` absorbs the 1).
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+
+class PriorFusion(nn.Module):
+    """Feature-wise affine modulation of ``(B, C, H, W)`` by a prior vector ``(B, dim)``."""
+
+    def __init__(self, dim: int, channels: int):
+        super().__init__()
+        self.kernel = nn.Linear(dim, 2 * channels, bias=False)
+        nn.init.zeros_(self.kernel.weight)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        if z is None:
+            return x
+        k, v = rearrange(self.kernel(z), "b (two c) -> two b c 1 1", two=2)
+        return x * (1 + k) + v
