@@ -1,0 +1,99 @@
+"""Sampling loops around diffusers' step rules.
+
+The step rules themselves (DDIM, DPM-Solver++ 2M, DDPM ancestral, UniPC) are diffusers'
+schedulers, configured from a ``NoiseSchedule``'s exact betas and prediction type by
+``make_scheduler``; this module only owns the loop, the seeding and the denoiser convention:
+``denoiser(x_t, t) -> prediction`` with ``t`` an int64 tensor ``(B,)`` of train timesteps and the
+prediction in ``schedule.prediction_type``.
+
+Timesteps use diffusers' ``"trailing"`` spacing by default: the first step is always at
+t = T-1 (required for zero-terminal-SNR schedules, Lin et al. 2024, and harmless otherwise).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+from deblurdiff.diffusion.schedules import NoiseSchedule
+from deblurdiff.errors import ConfigError
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SAMPLERS = ("ddim", "dpmpp", "ddpm", "unipc")
+
+
+def make_scheduler(schedule: NoiseSchedule, sampler: str, steps: int, device=None,
+                   timestep_spacing: str = "trailing", clip_sample: float | None = None):
+    """A diffusers scheduler with ``schedule``'s betas, ready for ``steps`` inference steps.
+
+    ``clip_sample``: clamp the predicted x0 to [-c, c] at each step (DDIM/DDPM only; off by
+    default because latents are not bounded).
+    """
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
+    if not 1 <= int(steps) <= schedule.num_train_timesteps:
+        raise ConfigError(f"steps must be in [1, {schedule.num_train_timesteps}] for this schedule, got {steps}")
+    config = dict(schedule.diffusers_config(), timestep_spacing=timestep_spacing)
+    clip = {"clip_sample": clip_sample is not None, "clip_sample_range": float(clip_sample or 1.0)}
+    if sampler == "ddim":
+        # set_alpha_to_one: the last step lands on the clean sample (alpha_bar_prev = 1).
+        scheduler = DDIMScheduler(**config, **clip, set_alpha_to_one=True)
+    elif sampler == "ddpm":
+        scheduler = DDPMScheduler(**config, **clip, variance_type="fixed_small")
+    elif sampler == "dpmpp":
+        scheduler = DPMSolverMultistepScheduler(**config, algorithm_type="dpmsolver++", solver_order=2,
+                                                final_sigmas_type="zero", lower_order_final=True)
+    else:
+        scheduler = UniPCMultistepScheduler(**config, solver_order=2, final_sigmas_type="zero",
+                                            lower_order_final=True)
+    scheduler.set_timesteps(int(steps), device=device)
+    return scheduler
+
+
+def scheduler_step(scheduler, pred: torch.Tensor, t, x: torch.Tensor, generator=None, eta: float = 0.0):
+    """One step of any supported scheduler; passes the generator to every random draw."""
+    if isinstance(scheduler, DDIMScheduler):
+        return scheduler.step(pred, t, x, eta=eta, generator=generator).prev_sample
+    if isinstance(scheduler, (DDPMScheduler, DPMSolverMultistepScheduler)):
+        return scheduler.step(pred, t, x, generator=generator).prev_sample
+    return scheduler.step(pred, t, x).prev_sample
+
+
+def initial_noise(shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
+    """x_T ~ N(0, I) drawn on the generator's device and moved to ``device``, so a CPU generator
+    gives the same start on any device."""
+    return randn_tensor(tuple(shape), generator=generator, device=torch.device(device or "cpu"), dtype=dtype)
+
+
+def timestep_batch(t, batch: int, device) -> torch.Tensor:
+    """A scheduler timestep as the int64 ``(B,)`` tensor the denoiser convention expects."""
+    return torch.full((batch,), int(t), dtype=torch.long, device=device)
+
+
+@torch.no_grad()
+def sample(denoiser: Denoiser, shape, schedule: NoiseSchedule, steps: int, sampler: str = "ddim",
+           generator: torch.Generator | None = None, eta: float = 0.0, x_T: torch.Tensor | None = None,
+           progress: bool = False, device=None, dtype=torch.float32, timestep_spacing: str = "trailing",
+           clip_sample: float | None = None, callback: Callable | None = None) -> torch.Tensor:
+    """Draw x0 by running ``sampler`` for ``steps`` steps from x_T (drawn with ``generator`` when
+    not given). ``eta`` is DDIM's stochasticity (0 = deterministic ODE, 1 = DDPM-like).
+    ``callback(i, t, x)`` is called after each step (e.g. for intermediate previews)."""
+    device = torch.device(device) if device is not None else (x_T.device if x_T is not None else torch.device("cpu"))
+    if x_T is None:
+        x = initial_noise(shape, generator=generator, device=device, dtype=dtype)
+    else:
+        if tuple(x_T.shape) != tuple(shape):
+            raise ConfigError(f"x_T has shape {tuple(x_T.shape)} but shape={tuple(shape)} was asked for")
+        x = x_T.to(device=device, dtype=dtype)
+    scheduler = make_scheduler(schedule, sampler, steps, device=device, timestep_spacing=timestep_spacing,
+                               clip_sample=clip_sample)
+    x = x * scheduler.init_noise_sigma
+    for i, t in enumerate(tqdm(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress)):
+        pred = denoiser(x, timestep_batch(t, x.shape[0], device))
+        x = scheduler_step(scheduler, pred.to(x.dtype), t, x, generator=generator, eta=eta)
+        if callback is not None:
+            callback(i, int(t), x)
+    return x
