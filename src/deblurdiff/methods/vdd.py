@@ -1,0 +1,275 @@
+"""VDD: video deblurring with a latent 3D-UNet diffusion model adapted from text-to-video.
+
+Structure (METHODS.md section 2; the seed leaves the conditioning path unpublished, so this
+follows diffusers' image/video-conditioned models and keeps both paths):
+
+* ``vae``: diffusers ``AutoencoderKL``; clips are diffused in its latent space.
+* ``unet``: diffusers ``UNet3DConditionModel`` (the ModelScope T2V architecture) whose input is
+  the noisy latents concatenated on channels with the blurred clip's latents.
+* ``image_encoder_1`` (frozen) and ``image_encoder_2`` (trained, initialised from encoder 1)
+  each embed the blurred clip's centre frame; their tokens, concatenated, are the UNet's
+  cross-attention context (where a T2V model has its text embedding).
+* v-prediction with a temporal coherence term on frame differences, condition dropout so that
+  classifier-free guidance works at inference, DDIM 50 steps by default.
+
+Training stages are named in the config (``batch["stage"]``); a stage's ``loss`` options may
+set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
+named so, ``diffusion`` otherwise) and override ``coherence_weight``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet3DConditionModel
+from diffusers.configuration_utils import register_to_config
+
+from ..diffusion import cfg_denoiser, make_schedule, sample
+from ..errors import CheckpointError, ConfigError, InputError
+from ..nn.image_encoder import ConvImageEncoder
+from ..nn.vdd_unet import (
+    decode_clip,
+    encode_clip,
+    tiny_unet_config,
+    tiny_vae_config,
+    unet_downsample_factor,
+    vae_downsample_factor,
+    widen_conv_in,
+)
+from ..tensors import to_image, to_model
+from .base import DeblurMethod
+
+DROPOUT_TARGETS = ("embedding", "all")
+
+
+def temporal_coherence_loss(pred: torch.Tensor, target: torch.Tensor, frame_dim: int = 2) -> torch.Tensor:
+    """``sum_j mean((pred_{j+1} - pred_j) - (target_{j+1} - target_j))^2``.
+
+    The squared norm of each consecutive-frame difference error is averaged over its elements
+    (batch, channels, pixels) so the term is on the same per-element scale as the base MSE, and
+    summed over the F-1 frame pairs as in the paper's equation (5).
+    """
+    error = torch.diff(pred, dim=frame_dim) - torch.diff(target, dim=frame_dim)
+    other = [d for d in range(error.ndim) if d != frame_dim % error.ndim]
+    return error.pow(2).mean(dim=other).sum()
+
+
+def _plain_config(config) -> dict:
+    """A diffusers model config as JSON-friendly kwargs (no private ``_`` keys, lists not tuples)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(config).items() if not k.startswith("_")}
+
+
+class VDD(DeblurMethod):
+    method_name = "vdd"
+    kind = "video"
+    stochastic = True
+
+    @register_to_config
+    def __init__(self, vae_config: dict | None = None, unet_config: dict | None = None,
+                 encoder_config: dict | None = None, frames: int = 4, schedule: str = "linear",
+                 num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 zero_terminal_snr: bool = False, coherence_weight: float = 0.1, condition_dropout: float = 0.1,
+                 dropout_target: str = "embedding", guidance_scale: float = 1.0, steps: int = 50,
+                 sampler: str = "ddim", latent_scale: float = 0.0, kl_weight: float = 1e-6,
+                 vae_tile_size: int = 256):
+        super().__init__()
+        if dropout_target not in DROPOUT_TARGETS:
+            raise ConfigError(f"dropout_target must be one of {DROPOUT_TARGETS}, got {dropout_target!r}")
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ConfigError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
+        vae_config = dict(vae_config or tiny_vae_config())
+        latent_channels = vae_config.get("latent_channels", 4)
+        unet_config = dict(unet_config or tiny_unet_config(latent_channels=latent_channels))
+        encoder_config = dict(encoder_config or {"embed_dim": unet_config.get("cross_attention_dim", 32)})
+        self.vae = AutoencoderKL(**vae_config)
+        self.unet = UNet3DConditionModel(**unet_config)
+        if self.unet.config.in_channels != 2 * latent_channels or self.unet.config.out_channels != latent_channels:
+            raise ConfigError(f"unet_config needs in_channels = 2 x latent_channels ({2 * latent_channels}: noisy + "
+                              f"blurred latents) and out_channels = {latent_channels}; got "
+                              f"{self.unet.config.in_channels} and {self.unet.config.out_channels}")
+        self.image_encoder_1 = ConvImageEncoder(**encoder_config)
+        self.image_encoder_2 = ConvImageEncoder(**encoder_config)
+        if self.image_encoder_1.config.embed_dim != self.unet.config.cross_attention_dim:
+            raise ConfigError(f"encoder_config.embed_dim ({self.image_encoder_1.config.embed_dim}) must equal "
+                              f"unet_config.cross_attention_dim ({self.unet.config.cross_attention_dim})")
+        self.image_encoder_2.load_state_dict(self.image_encoder_1.state_dict())
+        self.image_encoder_1.requires_grad_(False)
+        # Latent scale: 0 = not calibrated yet; the first diffusion batch sets it to 1 / std of
+        # the sharp latents (Stable Diffusion's scaling_factor, measured instead of hard-coded).
+        self.register_buffer("latent_scale_value", torch.tensor(float(latent_scale)))
+        self.frames = frames
+        self.multiple = vae_downsample_factor(self.vae) * unet_downsample_factor(self.unet)
+        self.schedule = make_schedule(schedule, num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+                                      zero_terminal_snr=zero_terminal_snr, prediction_type="v")
+
+    # ------------------------------------------------------------------ conditioning
+    @property
+    def latent_scale(self) -> float:
+        value = float(self.latent_scale_value)
+        return value if value > 0 else 1.0
+
+    def context(self, blurred_m: torch.Tensor) -> torch.Tensor:
+        """Cross-attention tokens ``(B, 2L, D)`` from the blurred clip's centre frame (model range)."""
+        centre = blurred_m[:, blurred_m.shape[1] // 2]
+        with torch.no_grad():  # encoder 1 keeps its (pretrained) weights
+            frozen = self.image_encoder_1(centre)
+        return torch.cat([frozen, self.image_encoder_2(centre)], dim=1)
+
+    def _denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple) -> torch.Tensor:
+        blur_latents, context = cond
+        return self.unet(torch.cat([x_t, blur_latents], dim=1), t, encoder_hidden_states=context).sample
+
+    def _check_clip(self, clip: torch.Tensor, name: str) -> None:
+        if clip.ndim != 5 or clip.shape[2] != self.vae.config.in_channels:
+            raise InputError(f"VDD expects {name} clips shaped (B, F, {self.vae.config.in_channels}, H, W) in "
+                             f"[0, 1], got {tuple(clip.shape)}; pass a batch of clips (add a batch axis)")
+
+    # ------------------------------------------------------------------ training
+    def training_loss(self, batch: dict) -> dict:
+        stage = batch.get("stage", "main")
+        options = dict(batch.get("stage_options") or {})
+        objective = options.pop("objective", "autoencoder" if stage == "autoencoder" else "diffusion")
+        if objective == "autoencoder":
+            return self._autoencoder_loss(batch, options)
+        if objective == "diffusion":
+            return self._diffusion_loss(batch, options)
+        raise ConfigError(f"stage '{stage}': loss.objective must be 'autoencoder' or 'diffusion', got {objective!r}")
+
+    def _autoencoder_loss(self, batch: dict, options: dict) -> dict:
+        """L1 reconstruction of sharp and blurred frames + a small KL term (LDM's first stage,
+        without the adversarial and perceptual terms)."""
+        blurred, sharp = batch["blur"], batch["sharp"]
+        self._check_clip(sharp, "sharp")
+        frames = to_model(torch.cat([sharp, blurred], dim=0).flatten(0, 1))
+        posterior = self.vae.encode(frames).latent_dist
+        recon = self.vae.decode(posterior.sample()).sample
+        l1 = F.l1_loss(recon, frames)
+        kl = posterior.kl().mean() / posterior.mean[0].numel()
+        loss = l1 + float(options.get("kl_weight", self.config.kl_weight)) * kl
+        return {"loss": loss, "l1": l1.detach(), "kl": kl.detach()}
+
+    def _diffusion_loss(self, batch: dict, options: dict) -> dict:
+        blurred, sharp = batch["blur"], batch["sharp"]
+        self._check_clip(blurred, "blurred")
+        blurred_m, sharp_m = to_model(blurred), to_model(sharp)
+        with torch.no_grad():
+            if float(self.latent_scale_value) <= 0:
+                self.latent_scale_value.fill_(1.0 / float(encode_clip(self.vae, sharp_m, 1.0).std().clamp_min(1e-3)))
+            x0 = encode_clip(self.vae, sharp_m, self.latent_scale)
+            blur_latents = encode_clip(self.vae, blurred_m, self.latent_scale)
+        context = self.context(blurred_m)
+        batch_size = x0.shape[0]
+        drop = torch.rand(batch_size, device=x0.device) < self.config.condition_dropout
+        if bool(drop.any()):
+            keep = (~drop).to(x0.dtype)
+            context = context * keep[:, None, None]
+            if self.config.dropout_target == "all":
+                blur_latents = blur_latents * keep[:, None, None, None, None]
+        noise = torch.randn_like(x0)
+        t = self.schedule.sample_timesteps(batch_size, device=x0.device)
+        x_t = self.schedule.add_noise(x0, noise, t)
+        target = self.schedule.target(x0, noise, t)
+        pred = self._denoise(x_t, t, (blur_latents, context))
+        base = F.mse_loss(pred, target)
+        coherence = temporal_coherence_loss(pred, target, frame_dim=2)
+        weight = float(options.get("coherence_weight", self.config.coherence_weight))
+        return {"loss": base + weight * coherence, "base": base.detach(), "coherence": coherence.detach()}
+
+    # ------------------------------------------------------------------ inference
+    def _pad(self, clip: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        height, width = clip.shape[-2:]
+        pad_h, pad_w = (-height) % self.multiple, (-width) % self.multiple
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            flat = F.pad(clip.flatten(0, 1), (0, pad_w, 0, pad_h), mode=mode)
+            clip = flat.unflatten(0, clip.shape[:2])
+        return clip, height, width
+
+    def _set_tiling(self, height: int, width: int) -> None:
+        """Tiled (blended) VAE encode/decode for frames larger than ``vae_tile_size``."""
+        tile = int(self.config.vae_tile_size)
+        if max(height, width) > tile:
+            self.vae.tile_sample_min_size = tile
+            self.vae.tile_latent_min_size = tile // vae_downsample_factor(self.vae)
+            self.vae.enable_tiling()
+        else:
+            self.vae.disable_tiling()
+
+    @torch.no_grad()
+    def restore(self, blurred: torch.Tensor, *, steps: int | None = None, sampler: str | None = None,
+                generator: torch.Generator | None = None, progress: bool = False,
+                guidance_scale: float | None = None) -> torch.Tensor:
+        """Deblur clips ``(B, F, C, H, W)`` in [0, 1]: DDIM (by default) from noise in latent space,
+        conditioned on the blurred latents and the centre-frame embedding, with CFG."""
+        self._check_clip(blurred, "blurred")
+        scale = self.config.guidance_scale if guidance_scale is None else float(guidance_scale)
+        device, dtype = self.device, self.dtype
+        padded, height, width = self._pad(blurred.to(device, dtype))
+        self._set_tiling(*padded.shape[-2:])
+        blurred_m = to_model(padded)
+        blur_latents = encode_clip(self.vae, blurred_m, self.latent_scale)
+        context = self.context(blurred_m)
+        cond = (blur_latents, context)
+        null_latents = torch.zeros_like(blur_latents) if self.config.dropout_target == "all" else blur_latents
+        uncond = (null_latents, torch.zeros_like(context))
+        denoiser = cfg_denoiser(self._denoise, cond, uncond, scale)
+        latents = sample(denoiser, blur_latents.shape, self.schedule, int(steps or self.config.steps),
+                         sampler=sampler or self.config.sampler, generator=generator, progress=progress,
+                         device=device, dtype=dtype)
+        restored = decode_clip(self.vae, latents, self.latent_scale)
+        return to_image(restored[..., :height, :width]).float()
+
+    # ------------------------------------------------------------------ adaptation
+    @classmethod
+    def from_t2v(cls, path, image_encoder=None, **kwargs) -> "VDD":
+        """Initialise from a diffusers text-to-video folder (``damo-vilab/text-to-video-ms-1.7b``
+        layout: ``model_index.json``, ``unet/``, ``vae/``, ``scheduler/`` ...).
+
+        The UNet's ``conv_in`` is widened with zero weights for the blurred latents, so the
+        adapted model starts out computing exactly what the T2V UNet computes. Betas come from
+        the folder's scheduler config; the objective is v-prediction regardless (an eps-trained
+        UNet is re-targeted by stage-2 fine-tuning). Image encoder: ``image_encoder`` (a saved
+        ``ConvImageEncoder`` folder), else ``path/image_encoder`` if it holds one, else a new one
+        of the UNet's cross-attention width. ``kwargs`` override VDD's other settings.
+        """
+        root = Path(path)
+        if not (root / "model_index.json").is_file():
+            raise CheckpointError(f"{root} is not a diffusers text-to-video folder (no model_index.json); download "
+                                  f"e.g. damo-vilab/text-to-video-ms-1.7b and pass its folder")
+        for part in ("unet", "vae"):
+            if not (root / part / "config.json").is_file():
+                raise CheckpointError(f"{root / part} is missing; a text-to-video folder needs unet/ and vae/")
+        unet = UNet3DConditionModel.from_pretrained(root, subfolder="unet")
+        vae = AutoencoderKL.from_pretrained(root, subfolder="vae")
+        widen_conv_in(unet, vae.config.latent_channels)
+        encoder_dir = Path(image_encoder) if image_encoder is not None else root / "image_encoder"
+        encoder = None
+        if (encoder_dir / "config.json").is_file():
+            if json.loads((encoder_dir / "config.json").read_text()).get("_class_name") != "ConvImageEncoder":
+                if image_encoder is not None:
+                    raise CheckpointError(f"{encoder_dir} is not a ConvImageEncoder folder; save one with "
+                                          f"ConvImageEncoder.save_pretrained")
+            else:
+                encoder = ConvImageEncoder.from_pretrained(encoder_dir)
+        elif image_encoder is not None:
+            raise CheckpointError(f"image encoder folder {encoder_dir} has no config.json")
+        if encoder is None:
+            encoder = ConvImageEncoder(embed_dim=unet.config.cross_attention_dim)
+        settings = {}
+        scheduler_file = root / "scheduler" / "scheduler_config.json"
+        if scheduler_file.is_file():
+            sched = json.loads(scheduler_file.read_text())
+            settings = {"num_train_timesteps": sched.get("num_train_timesteps", 1000),
+                        "beta_start": sched.get("beta_start", 1e-4), "beta_end": sched.get("beta_end", 0.02),
+                        "schedule": sched.get("beta_schedule", "linear")}
+        settings.update(latent_scale=float(vae.config.scaling_factor))
+        settings.update(kwargs)
+        model = cls(vae_config=_plain_config(vae.config), unet_config=_plain_config(unet.config),
+                    encoder_config=_plain_config(encoder.config), **settings)
+        model.vae.load_state_dict(vae.state_dict())
+        model.unet.load_state_dict(unet.state_dict())
+        model.image_encoder_1.load_state_dict(encoder.state_dict())
+        model.image_encoder_2.load_state_dict(encoder.state_dict())
+        return model

@@ -1,0 +1,254 @@
+"""VDD: two-stage training freezes what it should, zero-init adaptation, v-target and coherence
+loss known answers, classifier-free guidance, save/load, T2V folder loading."""
+import json
+
+import pytest
+import torch
+from diffusers import AutoencoderKL, UNet3DConditionModel
+
+from deblurdiff.errors import CheckpointError, InputError
+from deblurdiff.methods import method_class
+from deblurdiff.methods.vdd import VDD, temporal_coherence_loss
+from deblurdiff.nn.image_encoder import ConvImageEncoder
+from deblurdiff.nn.vdd_unet import encode_clip, tiny_unet_config, tiny_vae_config, widen_conv_in
+from deblurdiff.tensors import to_model
+from deblurdiff.train.schedule import select_trainable
+
+LATENT = 4
+
+
+def tiny_vdd(**kwargs) -> VDD:
+    torch.manual_seed(0)
+    return VDD(vae_config=tiny_vae_config(latent_channels=LATENT, channels=(8, 16), sample_size=32),
+               unet_config=tiny_unet_config(latent_channels=LATENT, channels=(16, 32), cross_attention_dim=16),
+               encoder_config={"channels": [8, 16], "embed_dim": 16, "grid": 2}, frames=3, **kwargs)
+
+
+def clip_batch(batch=2, frames=3, size=16, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    sharp = torch.rand(batch, frames, 3, size, size, generator=g)
+    blur = (sharp + torch.roll(sharp, 1, dims=-1)) / 2
+    return {"blur": blur, "sharp": sharp}
+
+
+def test_registered_as_stochastic_video_method():
+    assert method_class("vdd") is VDD
+    assert VDD.kind == "video" and VDD.stochastic and VDD.method_name == "vdd"
+
+
+def _train_step(model, batch, patterns, stage):
+    select_trainable(model, patterns, stage)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.01)
+    loss = model.training_loss(dict(batch, stage=stage, stage_options={}))["loss"]
+    loss.backward()
+    optimizer.step()
+
+
+def test_stage1_step_changes_only_encoder2():
+    model = tiny_vdd(condition_dropout=0.0, latent_scale=1.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.manual_seed(3)
+    _train_step(model, clip_batch(), [r"image_encoder_2\..*"], "stage1")
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed, "a stage-1 step must move encoder 2"
+    assert all(n.startswith("image_encoder_2.") for n in changed), sorted(changed)[:5]
+    assert len(changed) > len(before) // 50 or len(changed) >= 5
+
+
+def test_stage2_trains_unet_but_encoder1_stays_frozen():
+    model = tiny_vdd(condition_dropout=0.0, latent_scale=1.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.manual_seed(3)
+    _train_step(model, clip_batch(), [".*"], "stage2")
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("unet.") for n in changed)
+    assert any(n.startswith("image_encoder_2.") for n in changed)
+    assert not any(n.startswith("image_encoder_1.") for n in changed)
+    assert not any(n.startswith("vae.") for n in changed), "the diffusion objective must not move the autoencoder"
+
+
+def test_autoencoder_stage_trains_the_vae_only():
+    model = tiny_vdd()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.manual_seed(3)
+    _train_step(model, clip_batch(), [r"vae\..*"], "autoencoder")
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("vae.") for n in changed)
+
+
+def test_encoder2_starts_as_a_copy_of_encoder1():
+    model = tiny_vdd()
+    for (n1, p1), (n2, p2) in zip(model.image_encoder_1.named_parameters(), model.image_encoder_2.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_coherence_loss_known_answers():
+    pred = torch.tensor([0.0, 1.0, 3.0]).reshape(1, 1, 3, 1, 1)
+    zero = torch.zeros_like(pred)
+    # frame differences 1 and 2 against 0 and 0: 1^2 + 2^2
+    assert temporal_coherence_loss(pred, zero).item() == pytest.approx(5.0)
+    assert temporal_coherence_loss(pred, pred).item() == 0.0
+    # a constant offset on every frame leaves the frame differences unchanged
+    assert temporal_coherence_loss(pred + 7.0, pred).item() == 0.0
+    # elementwise mean inside a pair: two pixels with errors 1 and 3 in one pair -> (1 + 9) / 2
+    two = torch.tensor([[0.0, 0.0], [1.0, 3.0]]).reshape(1, 1, 2, 1, 2)
+    assert temporal_coherence_loss(two, torch.zeros_like(two)).item() == pytest.approx(5.0)
+
+
+def test_v_prediction_oracle_has_zero_loss():
+    """A denoiser that returns the exact v = (a x_t - x0) / s of the sharp latents gets zero base
+    and coherence loss; so the loss really targets v of the sharp clip's latents."""
+    model = tiny_vdd(condition_dropout=0.0, latent_scale=0.7)
+    batch = clip_batch()
+    x0 = encode_clip(model.vae, to_model(batch["sharp"]), model.latent_scale).detach()
+    abar = model.schedule.alphas_cumprod.float()
+
+    def oracle(x_t, t, cond):
+        a = abar[t].sqrt().reshape(-1, 1, 1, 1, 1)
+        s = (1 - abar[t]).sqrt().reshape(-1, 1, 1, 1, 1)
+        return (a * x_t - x0) / s
+
+    model._denoise = oracle
+    out = model.training_loss(dict(batch, stage="stage2"))
+    assert out["base"].item() < 1e-8 and out["coherence"].item() < 1e-8
+    # ... and an eps-oracle (the wrong parameterisation) does not.
+    model._denoise = lambda x_t, t, cond: (x_t - abar[t].sqrt().reshape(-1, 1, 1, 1, 1) * x0) / (
+        1 - abar[t]).sqrt().reshape(-1, 1, 1, 1, 1)
+    assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-3
+
+
+def test_latent_scale_is_calibrated_once_from_sharp_latents():
+    model = tiny_vdd()
+    batch = clip_batch()
+    model.training_loss(dict(batch, stage="stage1"))
+    std = encode_clip(model.vae, to_model(batch["sharp"]), 1.0).std()
+    assert float(model.latent_scale_value) == pytest.approx(1.0 / float(std), rel=1e-5)
+    model.training_loss(dict(clip_batch(seed=5), stage="stage1"))
+    assert float(model.latent_scale_value) == pytest.approx(1.0 / float(std), rel=1e-5)
+
+
+def _conditional_sample(model, blurred, steps, seed):
+    from deblurdiff.diffusion import sample
+    from deblurdiff.nn.vdd_unet import decode_clip
+    from deblurdiff.tensors import to_image
+
+    blurred_m = to_model(blurred)
+    latents = encode_clip(model.vae, blurred_m, model.latent_scale)
+    cond = (latents, model.context(blurred_m))
+    x = sample(lambda x_t, t: model._denoise(x_t, t, cond), latents.shape, model.schedule, steps,
+               generator=torch.Generator().manual_seed(seed))
+    return to_image(decode_clip(model.vae, x, model.latent_scale))
+
+
+@torch.no_grad()
+def test_guidance_scale_one_is_the_conditional_model_and_others_differ():
+    model = tiny_vdd(latent_scale=1.0).eval()
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.05)  # diffusers zero-inits nothing here, but be sure
+    blurred = clip_batch(batch=1, size=16)["blur"]
+    reference = _conditional_sample(model, blurred, 3, seed=4)
+    one = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=1.0)
+    torch.testing.assert_close(one, reference, atol=1e-6, rtol=0)
+    three = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=3.0)
+    assert (three - one).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_restore_any_size_and_rejects_images():
+    model = tiny_vdd(latent_scale=1.0).eval()
+    out = model.restore(torch.rand(1, 2, 3, 13, 18), steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 2, 3, 13, 18)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    with pytest.raises(InputError):
+        model.restore(torch.rand(1, 3, 16, 16), steps=2)
+
+
+@torch.no_grad()
+def test_tiled_decoding_for_frames_larger_than_the_tile():
+    model = tiny_vdd(latent_scale=1.0, vae_tile_size=16).eval()
+    out = model.restore(torch.rand(1, 2, 3, 24, 40), steps=2, generator=torch.Generator().manual_seed(0))
+    assert model.vae.use_tiling and out.shape == (1, 2, 3, 24, 40)
+    model.restore(torch.rand(1, 2, 3, 16, 16), steps=1, generator=torch.Generator().manual_seed(0))
+    assert not model.vae.use_tiling
+
+
+@torch.no_grad()
+def test_save_load_round_trip(tmp_path):
+    model = tiny_vdd(guidance_scale=2.0)
+    model.training_loss(dict(clip_batch(), stage="stage1"))  # calibrates the latent scale buffer
+    with torch.no_grad():
+        model.image_encoder_2.project.weight.add_(0.5)  # encoders now differ
+    model.save_pretrained(tmp_path / "vdd")
+    loaded = VDD.from_pretrained(tmp_path / "vdd")
+    assert loaded.config.guidance_scale == 2.0
+    original = model.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, original[name]), name
+    blurred = clip_batch(batch=1)["blur"]
+    a = model.eval().restore(blurred, steps=2, generator=torch.Generator().manual_seed(1))
+    b = loaded.eval().restore(blurred, steps=2, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+
+
+@torch.no_grad()
+def test_widen_conv_in_keeps_the_pretrained_output():
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(**dict(tiny_unet_config(channels=(16, 32), cross_attention_dim=16), in_channels=4))
+    x = torch.randn(1, 4, 3, 8, 8)
+    t = torch.tensor([500])
+    context = torch.randn(1, 5, 16)
+    before = unet(x, t, encoder_hidden_states=context).sample
+    widen_conv_in(unet, 4)
+    assert unet.config.in_channels == 8 and unet.conv_in.in_channels == 8
+    after = unet(torch.cat([x, 10 * torch.randn(1, 4, 3, 8, 8)], dim=1), t, encoder_hidden_states=context).sample
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def _save_t2v_folder(root):
+    """A tiny random text-to-video model in the damo-vilab/text-to-video-ms-1.7b layout."""
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(**dict(tiny_unet_config(channels=(16, 32), cross_attention_dim=16), in_channels=4))
+    vae = AutoencoderKL(**dict(tiny_vae_config(channels=(8, 16), sample_size=32), scaling_factor=0.18215))
+    unet.save_pretrained(root / "unet")
+    vae.save_pretrained(root / "vae")
+    (root / "scheduler").mkdir()
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(
+        {"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+         "beta_end": 0.012, "num_train_timesteps": 1000, "prediction_type": "epsilon"}))
+    (root / "model_index.json").write_text(json.dumps(
+        {"_class_name": "TextToVideoSDPipeline", "unet": ["diffusers", "UNet3DConditionModel"],
+         "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
+         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"]}))
+    return unet, vae
+
+
+@torch.no_grad()
+def test_from_t2v_loads_weights_and_zero_init_keeps_pretrained_output(tmp_path):
+    unet, vae = _save_t2v_folder(tmp_path / "t2v")
+    model = VDD.from_t2v(tmp_path / "t2v", guidance_scale=3.0)
+    assert model.config.guidance_scale == 3.0 and model.latent_scale == pytest.approx(0.18215)
+    assert model.schedule.kind == "scaled_linear" and model.schedule.prediction_type == "v"
+    for name, tensor in vae.state_dict().items():
+        assert torch.equal(model.vae.state_dict()[name], tensor), name
+    assert torch.count_nonzero(model.unet.conv_in.weight[:, 4:]) == 0
+    x = torch.randn(1, 4, 3, 8, 8)
+    t = torch.tensor([321])
+    context = model.context(to_model(torch.rand(1, 3, 3, 32, 32)))
+    pretrained = unet(x, t, encoder_hidden_states=context).sample
+    adapted = model.unet(torch.cat([x, torch.randn_like(x)], dim=1), t, encoder_hidden_states=context).sample
+    torch.testing.assert_close(adapted, pretrained, atol=1e-5, rtol=1e-5)
+    # a saved image encoder is picked up as the pretrained encoder 1 and copied into encoder 2
+    encoder = ConvImageEncoder(channels=(8, 16), embed_dim=16)
+    encoder.save_pretrained(tmp_path / "encoder")
+    model = VDD.from_t2v(tmp_path / "t2v", image_encoder=tmp_path / "encoder")
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(model.image_encoder_1.state_dict()[name], tensor)
+        assert torch.equal(model.image_encoder_2.state_dict()[name], tensor)
+
+
+def test_from_t2v_errors_name_the_problem(tmp_path):
+    with pytest.raises(CheckpointError, match="model_index.json"):
+        VDD.from_t2v(tmp_path)
+    (tmp_path / "model_index.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="unet"):
+        VDD.from_t2v(tmp_path)
