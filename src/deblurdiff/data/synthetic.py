@@ -1,0 +1,155 @@
+"""On-the-fly training sources: procedural moving scenes (``scenes``) and camera shake (``shake``).
+
+Item ``i`` is generated from ``training_seed(cfg.seed, i, cfg.split)``, so a dataset is
+reproducible, workers need no shared state, and no item can coincide with the embedded
+benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
+
+``cfg.options`` keys (all optional):
+
+* both: ``duty_cycle`` (float, or ``[low, high]`` drawn per item; default ``[0.5, 1.0]``),
+  ``linear`` (bool: average in linear light with ``gamma``, default false), ``gamma`` (2.2),
+  ``photos`` (scikit-image photo names; benchmark photos are refused).
+* ``scenes``: any field of :class:`deblurdiff.blur.scenes.SceneOptions`.
+* ``shake``: ``max_shift`` (pixels per frame, default ``size / 8``), ``max_rotation``
+  (radians, 0.02), ``jitter`` (0.5); ``cfg.root`` may name a folder of the user's own photos.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import Dataset
+
+from ..blur.formation import DEFAULT_GAMMA, middle_index
+from ..blur.scenes import SceneOptions, generate_clip
+from ..blur.shake import camera_shake, shake_clip
+from ..blur.sources import BENCHMARK_PHOTOS, TRAIN_PHOTOS, load_photo, random_crop_resized, training_seed
+from ..errors import ConfigError
+
+MODES = ("image", "video", "exposure")
+_COMMON = {"duty_cycle", "linear", "gamma", "photos"}
+_SHAKE = {"max_shift", "max_rotation", "jitter"}
+
+
+def _check_options(cfg, allowed: set) -> dict:
+    unknown = sorted(set(cfg.options) - allowed)
+    if unknown:
+        raise ConfigError(f"data.options: unknown key {unknown[0]!r} for source {cfg.source!r}; "
+                          f"valid keys: {', '.join(sorted(allowed))}")
+    return dict(cfg.options)
+
+
+def _photos(options: dict) -> tuple:
+    photos = tuple(options.get("photos", TRAIN_PHOTOS))
+    leaked = sorted(set(photos) & set(BENCHMARK_PHOTOS))
+    if leaked:
+        raise ConfigError(f"data.options.photos: {leaked[0]!r} belongs to the embedded benchmark and "
+                          f"must not be trained on; choose from {', '.join(TRAIN_PHOTOS)}")
+    return photos
+
+
+def _gamma(options: dict) -> float | None:
+    return float(options.get("gamma", DEFAULT_GAMMA)) if options.get("linear", False) else None
+
+
+def _duty_range(options: dict) -> tuple[float, float]:
+    duty = options.get("duty_cycle", (0.5, 1.0))
+    low, high = (float(duty), float(duty)) if isinstance(duty, (int, float)) else map(float, duty)
+    if not 0 < low <= high <= 1:
+        raise ConfigError(f"data.options.duty_cycle must lie in (0, 1], got {duty!r}")
+    return low, high
+
+
+class _Generated(Dataset):
+    """Common part: length, mode check, per-item seed and duty cycle."""
+
+    def __init__(self, cfg, allowed: set):
+        if cfg.mode not in MODES:
+            raise ConfigError(f"data.mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
+        if cfg.size < 8 or cfg.frames < 1 or cfg.subframes < 1 or cfg.length < 1:
+            raise ConfigError("data.size must be >= 8 and data.frames, data.subframes, data.length >= 1 "
+                              f"(got size={cfg.size}, frames={cfg.frames}, subframes={cfg.subframes}, length={cfg.length})")
+        self.cfg = cfg
+        self.options = _check_options(cfg, allowed)
+        self.photos = _photos(self.options)
+        self.gamma = _gamma(self.options)
+        self.duty = _duty_range(self.options)
+
+    def __len__(self) -> int:
+        return self.cfg.length
+
+    def _seed(self, index: int) -> int:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        return training_seed(self.cfg.seed, index, self.cfg.split)
+
+    def _duty(self, seed: int) -> float:
+        low, high = self.duty
+        fraction = float(torch.rand((), generator=torch.Generator().manual_seed(seed ^ 0x5EED)))
+        return low + (high - low) * fraction
+
+
+class SceneDataset(_Generated):
+    """Procedural moving scenes rendered at ``cfg.subframes`` sub-frames per exposure."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg, _COMMON | set(SceneOptions.__dataclass_fields__))
+        self.scene_options = SceneOptions.from_dict(self.options)
+
+    def __getitem__(self, index: int) -> dict:
+        seed = self._seed(index)
+        cfg = self.cfg
+        frames = cfg.frames if cfg.mode == "video" else 1
+        clip = generate_clip(seed, cfg.size, frames, cfg.subframes, self._duty(seed), self.gamma,
+                             self.photos, self.scene_options)
+        return _item(cfg.mode, clip)
+
+
+class ShakeDataset(_Generated):
+    """Camera shake over training photos (or the user's photos in ``cfg.root``)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg, _COMMON | _SHAKE)
+        self.max_shift = float(self.options.get("max_shift", cfg.size / 8))
+        self.max_rotation = float(self.options.get("max_rotation", 0.02))
+        self.jitter = float(self.options.get("jitter", 0.5))
+        self.user_photos = None
+        if cfg.root is not None:
+            from .io import list_images
+
+            self.user_photos = list_images(cfg.root)
+
+    def _photo(self, generator: torch.Generator) -> torch.Tensor:
+        if self.user_photos is not None:
+            from .io import read_image
+
+            return read_image(self.user_photos[int(torch.randint(0, len(self.user_photos), (), generator=generator))])
+        return load_photo(self.photos[int(torch.randint(0, len(self.photos), (), generator=generator))])
+
+    def __getitem__(self, index: int) -> dict:
+        seed = self._seed(index)
+        cfg = self.cfg
+        generator = torch.Generator().manual_seed(seed)
+        frames = cfg.frames if cfg.mode == "video" else 1
+        # A border wide enough for the whole path keeps reflected borders out of the result.
+        margin = int(math.ceil(self.max_shift * frames * 1.5)) + 2
+        side = cfg.size + 2 * margin
+        photo = random_crop_resized(self._photo(generator), side, side, generator, min_scale=0.25)
+        if cfg.mode == "video":
+            clip = shake_clip(photo, frames, cfg.subframes, self.max_shift, self.max_rotation, self.jitter,
+                              self._duty(seed), self.gamma, margin, generator=generator)
+        else:
+            shaken = camera_shake(photo, cfg.subframes, self.max_shift, self.max_rotation, self.jitter,
+                                  self.gamma, margin, generator=generator)
+            clip = {"blur": shaken.blurred[None], "sharp": shaken.sharp[None], "subframes": shaken.subframes[None]}
+        return _item(cfg.mode, clip)
+
+
+def _item(mode: str, clip: dict) -> dict:
+    """Shape a rendered clip (``blur``/``sharp`` (F,C,H,W), ``subframes`` (F,K,C,H,W)) per mode."""
+    if mode == "video":
+        return {"blur": clip["blur"].contiguous(), "sharp": clip["sharp"].contiguous()}
+    frames = clip["subframes"][0].contiguous()
+    if mode == "exposure":
+        return {"blur": clip["blur"][0].contiguous(), "frames": frames, "sharp": frames[middle_index(len(frames))].clone()}
+    return {"blur": clip["blur"][0].contiguous(), "sharp": clip["sharp"][0].contiguous(), "subframes": frames}
