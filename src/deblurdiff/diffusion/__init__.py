@@ -7,7 +7,14 @@ prediction in the schedule's ``prediction_type``); conditioning lives in a closu
 from deblurdiff.diffusion.dps import DPS_NORMS, dps_sample, residual_norms
 from deblurdiff.diffusion.guidance import cfg_denoiser
 from deblurdiff.diffusion.operators import DecodedTemporalAverage, KernelBlur, TemporalAverage
-from deblurdiff.diffusion.samplers import SAMPLERS, initial_noise, make_scheduler, sample, scheduler_step
+from deblurdiff.diffusion.samplers import (
+    SAMPLERS,
+    gaussian_denoiser,
+    initial_noise,
+    make_scheduler,
+    sample,
+    scheduler_step,
+)
 from deblurdiff.diffusion.schedules import (
     PREDICTION_TYPES,
     SCHEDULE_KINDS,
@@ -22,7 +29,7 @@ from deblurdiff.diffusion.schedules import (
 
 __all__ = [
     "DPS_NORMS", "PREDICTION_TYPES", "SAMPLERS", "SCHEDULE_KINDS", "DecodedTemporalAverage", "KernelBlur",
-    "NoiseSchedule", "TemporalAverage", "cfg_denoiser", "dps_sample", "eps_from_v", "eps_from_x0",
+    "NoiseSchedule", "TemporalAverage", "cfg_denoiser", "dps_sample", "eps_from_v", "eps_from_x0", "gaussian_denoiser",
     "initial_noise", "make_schedule", "make_scheduler", "residual_norms", "sample", "scheduler_step",
     "v_from_x0_eps", "x0_from_eps", "x0_from_v",
 ]

@@ -97,3 +97,30 @@ def sample(denoiser: Denoiser, shape, schedule: NoiseSchedule, steps: int, sampl
         if callback is not None:
             callback(i, int(t), x)
     return x
+
+
+def gaussian_denoiser(schedule: NoiseSchedule, mean: torch.Tensor, cov: torch.Tensor) -> Denoiser:
+    """The exact optimal denoiser for data x0 ~ N(mean, cov) over the flattened sample: x_t may
+    have any shape ``(B, ...)`` whose trailing dimensions hold ``d = len(mean)`` numbers.
+
+    E[x0 | x_t] = mean + a cov (a^2 cov + s^2 I)^-1 (x_t - a mean), returned in the schedule's
+    prediction type. A sampler driven by it must reproduce N(mean, cov) up to its discretisation
+    error, which makes it the reference for sampler tests and benchmarks. Computed in float64,
+    once per distinct timestep in the batch; differentiable in x_t (used by DPS tests).
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    cov = torch.as_tensor(cov, dtype=torch.float64)
+    eye = torch.eye(len(mean), dtype=torch.float64)
+    abar = schedule.alphas_cumprod
+
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x = x_t.double().flatten(1)
+        x0 = torch.empty_like(x)
+        for tt in torch.unique(t).tolist():
+            rows = t == tt
+            a, s2 = abar[tt].sqrt(), 1.0 - abar[tt]
+            gain = a * cov @ torch.linalg.inv(a * a * cov + s2 * eye)
+            x0[rows] = mean.to(x.device) + (x[rows] - a * mean.to(x.device)) @ gain.T.to(x.device)
+        return schedule.from_x0(x0.view_as(x_t), x_t.double(), t).to(x_t.dtype)
+
+    return denoise
