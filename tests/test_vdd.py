@@ -1,6 +1,7 @@
 """VDD: two-stage training freezes what it should, zero-init adaptation, v-target and coherence
 loss known answers, classifier-free guidance, save/load, T2V folder loading."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from deblurdiff.tensors import to_model
 from deblurdiff.train.schedule import select_trainable
 
 LATENT = 4
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def tiny_vdd(**kwargs) -> VDD:
@@ -252,3 +254,29 @@ def test_from_t2v_errors_name_the_problem(tmp_path):
     (tmp_path / "model_index.json").write_text("{}")
     with pytest.raises(CheckpointError, match="unet"):
         VDD.from_t2v(tmp_path)
+
+
+def test_adapt_t2v_is_the_config_entry_point(tmp_path):
+    from deblurdiff.errors import ConfigError
+    from deblurdiff.methods.vdd import adapt_t2v
+    from deblurdiff.train import load_config
+    from deblurdiff.train.trainer import resolve_method_class
+
+    cfg = load_config(CONFIGS / "vdd.yaml")
+    assert resolve_method_class(cfg.method) is adapt_t2v
+    with pytest.raises(ConfigError, match="t2v_path"):
+        adapt_t2v(**cfg.model)
+    _save_t2v_folder(tmp_path / "t2v")
+    model = adapt_t2v(**dict(cfg.model, t2v_path=str(tmp_path / "t2v")))
+    assert isinstance(model, VDD) and model.frames == 16 and model.config.guidance_scale == 3.0
+
+
+def test_tiny_configs_build_and_differ_only_in_lambda():
+    from deblurdiff.train import load_config
+
+    tiny, ablation = load_config(CONFIGS / "vdd-tiny.yaml"), load_config(CONFIGS / "vdd-tiny-nocoherence.yaml")
+    assert tiny.model["coherence_weight"] == 0.1 and ablation.model["coherence_weight"] == 0.0
+    assert dict(tiny.model, coherence_weight=0.0) == ablation.model
+    assert tiny.stages == ablation.stages and tiny.data == ablation.data and tiny.train == ablation.train
+    assert [s.name for s in tiny.stages] == ["autoencoder", "stage1", "stage2"]
+    assert tiny.stages[1].trainable == [r"image_encoder_2\..*"]

@@ -273,3 +273,13 @@ class VDD(DeblurMethod):
         model.image_encoder_1.load_state_dict(encoder.state_dict())
         model.image_encoder_2.load_state_dict(encoder.state_dict())
         return model
+
+
+def adapt_t2v(t2v_path: str, image_encoder: str | None = None, **settings) -> VDD:
+    """``VDD.from_t2v`` as a plain callable, so a training config can start from a text-to-video
+    checkpoint: ``method: deblurdiff.methods.vdd:adapt_t2v`` with ``model: {t2v_path: ...}``
+    (the trainer calls the method spec with the ``model`` mapping)."""
+    if not t2v_path:
+        raise ConfigError("model.t2v_path is not set: pass the text-to-video folder, e.g. "
+                          "--set model.t2v_path=/path/to/text-to-video-ms-1.7b")
+    return VDD.from_t2v(t2v_path, image_encoder=image_encoder, **settings)
