@@ -120,6 +120,41 @@ def test_v_prediction_oracle_has_zero_loss():
     assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-3
 
 
+def test_residual_option_targets_v_of_the_latent_difference():
+    model = tiny_vdd(condition_dropout=0.0, latent_scale=0.7, residual=True)
+    batch = clip_batch()
+    sharp = encode_clip(model.vae, to_model(batch["sharp"]), model.latent_scale).detach()
+    blur = encode_clip(model.vae, to_model(batch["blur"]), model.latent_scale).detach()
+    abar = model.schedule.alphas_cumprod.float()
+
+    def oracle_for(x0):
+        def oracle(x_t, t, cond):
+            a = abar[t].sqrt().reshape(-1, 1, 1, 1, 1)
+            s = (1 - abar[t]).sqrt().reshape(-1, 1, 1, 1, 1)
+            return (a * x_t - x0) / s
+        return oracle
+
+    model._denoise = oracle_for(sharp - blur)
+    assert model.training_loss(dict(batch, stage="stage2"))["base"].item() < 1e-8
+    model._denoise = oracle_for(sharp)
+    assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-4
+
+
+@torch.no_grad()
+def test_residual_restore_adds_the_blurred_latents_back():
+    """With a denoiser that predicts a zero residual, DDIM returns exactly x0 = 0, so the output
+    is the autoencoder's reconstruction of the blurred clip."""
+    from deblurdiff.nn.vdd_unet import decode_clip
+    from deblurdiff.tensors import to_image
+
+    model = tiny_vdd(latent_scale=1.0, residual=True).eval()
+    model._denoise = lambda x_t, t, cond: model.schedule.from_x0(torch.zeros_like(x_t), x_t, t)
+    blurred = clip_batch(batch=1)["blur"]
+    out = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(0))
+    recon = to_image(decode_clip(model.vae, encode_clip(model.vae, to_model(blurred), 1.0), 1.0))
+    torch.testing.assert_close(out, recon, atol=1e-4, rtol=0)
+
+
 def test_latent_scale_is_calibrated_once_from_sharp_latents():
     model = tiny_vdd()
     batch = clip_batch()

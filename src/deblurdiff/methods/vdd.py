@@ -12,6 +12,12 @@ follows diffusers' image/video-conditioned models and keeps both paths):
 * v-prediction with a temporal coherence term on frame differences, condition dropout so that
   classifier-free guidance works at inference, DDIM 50 steps by default.
 
+``residual=True`` (an option, not in the paper) diffuses the difference between the sharp and
+the blurred latents instead of the sharp latents, as residual diffusion deblurrers do: a model
+that has learnt little still returns about the blurred input rather than an arbitrary clip,
+which is what makes the CPU-budget tiny model usable. Its latent scale is still measured on the
+sharp latents.
+
 Training stages are named in the config (``batch["stage"]``); a stage's ``loss`` options may
 set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
 named so, ``diffusion`` otherwise) and override ``coherence_weight``.
@@ -73,7 +79,7 @@ class VDD(DeblurMethod):
                  zero_terminal_snr: bool = False, coherence_weight: float = 0.1, condition_dropout: float = 0.1,
                  dropout_target: str = "embedding", guidance_scale: float = 1.0, steps: int = 50,
                  sampler: str = "ddim", latent_scale: float = 0.0, kl_weight: float = 1e-6,
-                 vae_tile_size: int = 256):
+                 vae_tile_size: int = 256, residual: bool = False):
         super().__init__()
         if dropout_target not in DROPOUT_TARGETS:
             raise ConfigError(f"dropout_target must be one of {DROPOUT_TARGETS}, got {dropout_target!r}")
@@ -159,6 +165,8 @@ class VDD(DeblurMethod):
                 self.latent_scale_value.fill_(1.0 / float(encode_clip(self.vae, sharp_m, 1.0).std().clamp_min(1e-3)))
             x0 = encode_clip(self.vae, sharp_m, self.latent_scale)
             blur_latents = encode_clip(self.vae, blurred_m, self.latent_scale)
+            if self.config.residual:
+                x0 = x0 - blur_latents
         context = self.context(blurred_m)
         batch_size = x0.shape[0]
         drop = torch.rand(batch_size, device=x0.device) < self.config.condition_dropout
@@ -218,6 +226,8 @@ class VDD(DeblurMethod):
         latents = sample(denoiser, blur_latents.shape, self.schedule, int(steps or self.config.steps),
                          sampler=sampler or self.config.sampler, generator=generator, progress=progress,
                          device=device, dtype=dtype)
+        if self.config.residual:
+            latents = latents + blur_latents
         restored = decode_clip(self.vae, latents, self.latent_scale)
         return to_image(restored[..., :height, :width]).float()
 
