@@ -132,13 +132,14 @@ def _resolve_resume(resume, ckpt_root: Path, log) -> Path | None:
 
 
 def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: str | os.PathLike | None = None, *,
-        method: torch.nn.Module | None = None, dataset=None, val_dataset=None) -> Path:
+        method: torch.nn.Module | None = None, method_class=None, dataset=None, val_dataset=None) -> Path:
     """Train ``cfg`` into ``out_dir`` and return ``out_dir/final`` (EMA weights, ``from_pretrained``-loadable).
 
     ``max_steps`` stops at that global step without changing the lr schedule (resuming later
     continues exactly); ``resume`` is ``None``, ``"auto"`` (newest intact checkpoint in
-    ``out_dir/checkpoints``, none = fresh start) or a checkpoint folder. ``method`` / ``dataset`` /
-    ``val_dataset`` replace the ones the config would build (tests, notebooks).
+    ``out_dir/checkpoints``, none = fresh start) or a checkpoint folder. ``method`` (an instance),
+    ``method_class`` (built from ``cfg.model`` under the run's seed, like the registry's class),
+    ``dataset`` and ``val_dataset`` replace what the config would build (tests, notebooks).
     """
     out_dir = Path(out_dir)
     ckpt_root = out_dir / "checkpoints"
@@ -162,7 +163,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     seed_everything(derive_seed(tc.seed, 0))
     if method is None:
         try:
-            method = resolve_method_class(cfg.method)(**cfg.model)
+            method = (method_class or resolve_method_class(cfg.method))(**cfg.model)
         except TypeError as exc:
             raise ConfigError(f"model: {exc}; check the keys under 'model:' against the method's arguments") from None
     method.to(device)
@@ -237,9 +238,10 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                 load_optimizer(optimizer, checkpoint)
                 scheduler.load_state_dict({**scheduler.state_dict(), **read_json(checkpoint / "scheduler.json")})
                 scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+            raw_optimizer = optimizer
             model, optimizer = accelerator.prepare(_LossModule(method), optimizer)
             model.train()
-            ctx.update(optimizer=optimizer, scheduler=scheduler, stage=stage)
+            ctx.update(optimizer=raw_optimizer, scheduler=scheduler, stage=stage)
             stage_stop = min(stage.end, stop)
             say(f"stage '{stage.name}': steps {step + 1}..{stage_stop} of {total}, {len(params)} trainable tensors, "
                 f"lr {stage.lr:g}, {world} process(es) on {device}")
@@ -319,7 +321,8 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                             images = method.sample_images(batch)
                         log_run.images(step, images if isinstance(images, dict) else {"samples": images})
                     accelerator.wait_for_everyone()
-                if tc.ckpt_every > 0 and step % tc.ckpt_every == 0 and step < total:
+                # no checkpoint inside a run of skipped steps: the last one stays the last good one
+                if tc.ckpt_every > 0 and step % tc.ckpt_every == 0 and step < total and bad_streak == 0:
                     save_checkpoint()
                     last_saved = step
             checkpoint = None  # later stages start fresh
@@ -339,6 +342,12 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     finally:
         log_run.close()
         accelerator.free_memory()
+        # AcceleratorState is a process-wide singleton; forget this run's precision/accumulation so a
+        # next run() in the same process (tests, notebooks) may use other settings. The process
+        # group (PartialState) is kept.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
 
 
 def _first_batches(dataset, batch_size: int, count: int):
