@@ -195,7 +195,8 @@ def write_image(path, image: torch.Tensor, bits: int = 8) -> Path:
                 raise InputError(f"{path}: 16-bit output needs .png or .tif")
             fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), None)
             fmt = fmt or path.suffix.lower().lstrip(".").upper()
-            options = {"quality": 95} if fmt == "JPEG" else {}
+            # Level 3 writes ~3x faster than the default 6 for a few % larger files.
+            options = {"quality": 95} if fmt == "JPEG" else {"compress_level": 3} if fmt == "PNG" else {}
             Image.fromarray(array).save(tmp, format=fmt, **options)
     return path
 
