@@ -44,16 +44,17 @@ def test_benchmark_items_are_deterministic():
     assert (pair["blur"] - pair["sharp"]).abs().mean() > 0.005   # it is actually blurred
 
 
-@pytest.fixture
-def small_benchmark(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def small_benchmark(tmp_path_factory):
     """The real writer with fewer items per part (counts are read at call time)."""
-    monkeypatch.setattr(benchmark, "IMAGE_COUNT", 4)
-    monkeypatch.setattr(benchmark, "VIDEO_COUNT", 4)
-    monkeypatch.setattr(benchmark, "VIDEO_FRAMES", 3)
-    monkeypatch.setattr(benchmark, "VIDEO_SIZE", 32)
-    monkeypatch.setattr(benchmark, "EXPOSURE_COUNT", 4)
-    out = tmp_path / "bench"
-    benchmark.write_benchmark(out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchmark, "IMAGE_COUNT", 4)
+        patch.setattr(benchmark, "VIDEO_COUNT", 4)
+        patch.setattr(benchmark, "VIDEO_FRAMES", 3)
+        patch.setattr(benchmark, "VIDEO_SIZE", 32)
+        patch.setattr(benchmark, "EXPOSURE_COUNT", 4)
+        out = tmp_path_factory.mktemp("benchmark") / "bench"
+        benchmark.write_benchmark(out)
     return out
 
 
@@ -84,6 +85,7 @@ def test_readers_reject_incomplete_benchmarks(small_benchmark, tmp_path):
     with pytest.raises(InputError, match="synth --benchmark"):
         read_image_part(tmp_path / "nowhere")
     import shutil
+    small_benchmark = shutil.copytree(small_benchmark, tmp_path / "copy")
     shutil.rmtree(small_benchmark / "exposure" / "case02")
     with pytest.raises(InputError, match="3 items but the manifest lists 4"):
         read_exposure_part(small_benchmark)
