@@ -62,3 +62,11 @@ def test_bad_configs_are_config_errors():
         build_dataset(DataConfig(source="scenes", options={"photos": ["astronaut"]}))
     with pytest.raises(ConfigError, match="duty_cycle"):
         build_dataset(DataConfig(source="scenes", options={"duty_cycle": 1.5}))
+
+
+def test_shake_over_user_photos(tmp_path):
+    from deblurdiff.data.io import write_image
+
+    write_image(tmp_path / "mine.png", torch.rand(3, 50, 60))
+    item = build_dataset(DataConfig(source="shake", size=16, subframes=3, length=2, root=str(tmp_path)))[0]
+    assert item["blur"].shape == (3, 16, 16) and item["subframes"].shape == (3, 3, 16, 16)
