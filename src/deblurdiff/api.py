@@ -38,7 +38,7 @@ def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None
         model = cls()
         if any(True for _ in model.parameters()):
             raise CheckpointError(f"no shipped checkpoint for {method!r} at {path}; train one with "
-                                  f"`deblurdiff train configs/{method}-tiny.yaml` and pass --checkpoint")
+                                  f"`deblurdiff train configs/{checkpoint_name(method, backbone)}-tiny.yaml` and pass --checkpoint")
         return model.to(device).eval()
     config_file = path / "config.json"
     if not config_file.is_file():

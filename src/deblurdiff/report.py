@@ -10,6 +10,17 @@ from pathlib import Path
 
 from .atomic import atomic_file
 
+#: Marks the page with how many images failed to load (shown to the reader, read by the tests).
+_IMAGE_CHECK = """
+window.addEventListener('load', () => {
+  const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0));
+  document.body.dataset.images = document.images.length;
+  document.body.dataset.broken = broken.length;
+  if (broken.length) document.body.insertAdjacentHTML('afterbegin',
+    `<p style="color:#b00">${broken.length} image(s) failed to load</p>`);
+});
+"""
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{margin-bottom:0} .sub{color:#666;margin-top:4px}
@@ -45,8 +56,19 @@ def write_page(path: Path, title: str, subtitle: str, sections: list[tuple[str, 
     """Write ``sections`` (heading, inner HTML) as one page, atomically."""
     body = "".join(f"<h2>{html.escape(h)}</h2>{inner}" for h, inner in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<style>{_STYLE}</style><script>{_IMAGE_CHECK}</script></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='sub'>{html.escape(subtitle)}</p>{body}</body></html>")
     with atomic_file(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
+    return Path(path)
+
+
+def write_gif(path, frames, fps: float = 6.0) -> Path:
+    """Frames (K, C, H, W) in [0, 1] -> a looping animated GIF, written atomically."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    array = (frames.detach().clamp(0, 1).movedim(-3, -1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    with atomic_file(path) as tmp:
+        iio.imwrite(tmp, array, extension=".gif", duration=1000.0 / fps, loop=0)
     return Path(path)

@@ -124,7 +124,8 @@ def _count(inputs, kind):
 
 def _outputs(what, kind, src, out, items, results, fps, with_std):
     """(root folder, {relative path: writer(path)}) mirroring the input's layout."""
-    from ..data.io import write_gif, write_image, write_video
+    from ..data.io import write_image, write_video
+    from ..report import write_gif
 
     files = {}
     if what == "video":
