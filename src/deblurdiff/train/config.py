@@ -74,6 +74,9 @@ class TrainConfig:
     sample_every: int = 0
     max_bad_steps: int = 5
     channels_last: bool = False
+    # DDP: tolerate trainable parameters a stage's loss does not use (one extra graph traversal per
+    # step); set false for speed when every trainable parameter always receives a gradient.
+    ddp_find_unused: bool = True
 
 
 @dataclass

@@ -103,11 +103,12 @@ def _make_accelerator(train_cfg):
         raise ConfigError(f"train.mixed_precision must be no, bf16 or fp16, got {train_cfg.mixed_precision!r}")
     if train_cfg.grad_accum < 1:
         raise ConfigError(f"train.grad_accum must be >= 1, got {train_cfg.grad_accum}")
+    # Under torchrun without GPUs accelerate only sets up gloo DDP when told the run is on CPU.
+    multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=train_cfg.ddp_find_unused)
     try:
-        # find_unused_parameters: a stage's loss may leave some trainable parameters unused.
-        return Accelerator(mixed_precision=train_cfg.mixed_precision,
-                           gradient_accumulation_steps=train_cfg.grad_accum,
-                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        return Accelerator(cpu=multi_cpu, mixed_precision=train_cfg.mixed_precision,
+                           gradient_accumulation_steps=train_cfg.grad_accum, kwargs_handlers=[ddp])
     except ValueError as exc:
         raise ConfigError(f"train.mixed_precision={train_cfg.mixed_precision!r} is not usable here: {exc}; "
                           "use 'no' or 'bf16' on CPU") from None
