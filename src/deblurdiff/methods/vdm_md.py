@@ -1,0 +1,274 @@
+"""VDM-MD: the sharp frames of one blurred exposure, by posterior sampling with a video prior.
+
+Pang et al., "Image Motion Blur Removal in the Temporal Dimension with Video Diffusion Models"
+(arXiv 2501.12604; METHODS.md §1). A blurred image is the temporal mean of the K sharp frames
+seen during the exposure. An *unconditional* latent video diffusion transformer
+(``nn.video_dit.VideoDiT``) is the prior over those frames; DPS (``diffusion.dps_sample``)
+steers its ancestral sampler so that the decoded frames average back to the input:
+``A(z) = mean_t D(z * latent_scale)_t`` in pixel space ([-1, 1]), and each step subtracts
+``zeta * grad_{z_t} ||y - A(x0_hat(z_t))||_2`` (the gradient flows through decoder and prior).
+
+Training (two stages of one config, ``configs/vdm-md-tiny.yaml``), switched on ``batch["stage"]``:
+
+* ``"autoencoder"``: the per-frame autoencoder (``nn.autoencoder.FrameAutoencoder``) learns to
+  reconstruct sharp frames with L1 (+ ``lpips`` x LPIPS(alex) when the LPIPS weights are
+  installed; without them a warning is printed once and L1 alone is used). Stage options:
+  ``frames_per_clip`` (random frames of each clip used per step, default 4), ``crop`` (random
+  square crop, a multiple of 4; 0 = whole frames), ``lpips`` (0).
+* ``"prior"``: sharp clips are encoded (no grad) and the prior learns eps on
+  ``z / latent_scale``. ``latent_scale`` (the official configs divide by a per-dataset latent
+  std, 1.1186 BAIR) is computed from data: if the config gives none, the std of the latents of
+  the first prior-stage batch is stored in the ``latent_std`` buffer *and* as ``latent_scale`` in the config,
+  and never changes afterwards (it is saved with the weights, so resumes and the shipped
+  checkpoint use the same value). The autoencoder must therefore be trained before the prior.
+  Stage option ``weighting``: ``"uniform"`` (default, DDPM's L_simple) or ``"min_snr"``.
+
+Inference: ``restore`` returns one sample of the K frames ``(B, K, C, H, W)``; ``recover`` returns
+several samples with their mean, re-blur PSNR and, when ground truth is given, the time order:
+the mean is the same forwards and backwards, so a sample can come out reversed; evaluation
+(as in the paper) scores the better of both orders against the truth, and says so.
+
+Inputs whose size differs from the trained ``image_size`` (``large_input="resize"``, default):
+the blurred image is resized to the model size, solved there, the frames resized back (bicubic),
+and the blur-consistent residual ``y - resize(mean_t x_t)`` added to every frame, so the output
+frames average back to the input exactly and keep the input's fine detail. Tiling would be
+wrong here: independent tiles can pick opposite time directions. ``large_input="native"``
+instead runs the prior at the input's own size (padded to a multiple of 8), which works
+because the DiT has no learned spatial size, but leaves the trained resolution.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
+
+from ..blur.formation import middle_index
+from ..diffusion import DecodedTemporalAverage, dps_sample, make_schedule
+from ..errors import ConfigError, InputError, MissingWeightsError
+from ..nn.autoencoder import FrameAutoencoder
+from ..nn.video_dit import VideoDiT
+from ..tensors import to_image, to_model
+from .base import DeblurMethod
+
+STAGES = ("autoencoder", "prior")
+
+
+@dataclasses.dataclass
+class ExposureResult:
+    """What ``VDMMD.recover`` returns for a batch of B blurred images and S samples.
+
+    frames: (B, S, K, C, H, W) in [0, 1]; mean: (B, K, C, H, W) mean over samples;
+    reblur_psnr: (B, S) PSNR(mean_t frames, input) in dB; when ground truth was given:
+    reversed: (B, S) bool, True where the reversed order matched the truth better;
+    ordered: the frames put in that better order; middle_psnr: (B, S) PSNR of the middle frame
+    (index ``middle_index(K)``, the 5th of 10) of ``ordered`` against the true middle frame.
+    """
+
+    frames: torch.Tensor
+    mean: torch.Tensor
+    reblur_psnr: torch.Tensor
+    reversed: torch.Tensor | None = None
+    ordered: torch.Tensor | None = None
+    middle_psnr: torch.Tensor | None = None
+
+
+class VDMMD(DeblurMethod):
+    method_name = "vdm-md"
+    kind = "exposure"
+    stochastic = True
+    tile = 0  # never tile: see the module docstring (time direction per tile)
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(self, frames: int = 10, image_size: int = 64, channels: int = 3,
+                 ae_ch: int = 128, ae_ch_mult: tuple = (1, 2, 4), ae_num_res_blocks: int = 2,
+                 ae_norm_groups: int = 32, latent_channels: int = 3,
+                 hidden_size: int = 1152, depth: int = 28, num_heads: int = 16, patch_size: tuple = (1, 2, 2),
+                 mlp_ratio: float = 4.0, qk_norm: bool = True,
+                 latent_scale: float | None = None, schedule: str = "linear", num_train_timesteps: int = 1000,
+                 zeta: float = 1.5, dps_norm: str = "l2", default_steps: int = 1000, fast_steps: int = 250,
+                 large_input: str = "resize", gradient_checkpointing: bool = False):
+        super().__init__()
+        if large_input not in ("resize", "native"):
+            raise ConfigError(f"large_input must be 'resize' or 'native', got {large_input!r}")
+        self.frames = frames
+        self.autoencoder = FrameAutoencoder(in_channels=channels, latent_channels=latent_channels, ch=ae_ch,
+                                            ch_mult=tuple(ae_ch_mult), num_res_blocks=ae_num_res_blocks,
+                                            norm_num_groups=ae_norm_groups)
+        self.multiple = self.autoencoder.downsample * int(patch_size[-1])
+        if image_size % self.multiple:
+            raise ConfigError(f"image_size={image_size} must be a multiple of {self.multiple} "
+                              "(autoencoder downsample x patch size)")
+        self.prior = VideoDiT(in_channels=latent_channels, sample_size=image_size // self.autoencoder.downsample,
+                              num_frames=frames, patch_size=tuple(patch_size), hidden_size=hidden_size, depth=depth,
+                              num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=False, qk_norm=qk_norm)
+        self.register_buffer("latent_std", torch.tensor(float(latent_scale or 0.0)))
+        self.schedule = make_schedule(schedule, num_train_timesteps, prediction_type="eps")
+        object.__setattr__(self, "_lpips", None)  # plain attribute, never a submodule: not in the state dict
+
+    # ------------------------------------------------------------------ training
+    def training_loss(self, batch: dict) -> dict:
+        stage = batch.get("stage", "")
+        if stage not in STAGES:
+            raise ConfigError(f"VDM-MD trains in stages named {STAGES} (autoencoder first, then prior); got "
+                              f"stage {stage!r}: see configs/vdm-md-tiny.yaml")
+        frames = batch["frames"]
+        if frames.dim() != 5 or frames.shape[1] != self.config.frames:
+            raise InputError(f"VDM-MD trains on (B, {self.config.frames}, C, H, W) exposure frames, got "
+                             f"{tuple(frames.shape)}; use data.mode 'exposure' with data.subframes {self.config.frames}")
+        options = batch.get("stage_options") or {}
+        if stage == "autoencoder":
+            return self._autoencoder_loss(frames, options)
+        return self._prior_loss(frames, options)
+
+    def _lpips_model(self, device):
+        if self._lpips is None:
+            try:
+                from ..metrics.lpips import LPIPS
+
+                object.__setattr__(self, "_lpips", LPIPS("alex").to(device))
+            except MissingWeightsError as exc:
+                warnings.warn(f"LPIPS term skipped, training the autoencoder with L1 only: {exc}")
+                object.__setattr__(self, "_lpips", False)
+        return self._lpips or None
+
+    def _autoencoder_loss(self, frames: torch.Tensor, options: dict) -> dict:
+        per_clip = min(int(options.get("frames_per_clip", 4)), frames.shape[1])
+        pick = torch.rand(frames.shape[:2], device=frames.device).argsort(dim=1)[:, :per_clip]
+        chosen = torch.gather(frames, 1, pick[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
+        x = to_model(chosen.flatten(0, 1))
+        crop = int(options.get("crop", 0))
+        if 0 < crop < min(x.shape[-2:]):  # the autoencoder is convolutional: train on crops to save compute
+            top = int(torch.randint(0, (x.shape[-2] - crop) // 4 + 1, ())) * 4
+            left = int(torch.randint(0, (x.shape[-1] - crop) // 4 + 1, ())) * 4
+            x = x[..., top:top + crop, left:left + crop]
+        recon = self.autoencoder(x)
+        l1 = (recon - x).abs().mean()
+        out = {"loss": l1, "l1": l1.detach()}
+        weight = float(options.get("lpips", 0.0))
+        lpips = self._lpips_model(x.device) if weight > 0 else None
+        if lpips is not None:
+            perceptual = lpips(((recon + 1) / 2), ((x + 1) / 2), quantize=False).mean()
+            out.update(loss=l1 + weight * perceptual, lpips=perceptual.detach())
+        return out
+
+    @torch.no_grad()
+    def encode_clip(self, frames01: torch.Tensor) -> torch.Tensor:
+        """Sharp frames (B, K, C, H, W) in [0, 1] -> scaled latents the prior models."""
+        return self.autoencoder.encode(to_model(frames01)) / self.latent_std
+
+    def _fix_latent_scale(self, latents: torch.Tensor) -> None:
+        """Set the latent scale once, from the std of the first prior-stage batch (module docstring)."""
+        std = float(latents.float().std())
+        self.latent_std.fill_(std)
+        self.register_to_config(latent_scale=std)
+
+    def _prior_loss(self, frames: torch.Tensor, options: dict) -> dict:
+        with torch.no_grad():
+            z = self.autoencoder.encode(to_model(frames))
+            if float(self.latent_std) <= 0:
+                self._fix_latent_scale(z)
+            z = z / self.latent_std
+        t = self.schedule.sample_timesteps(z.shape[0], device=z.device)
+        noise = torch.randn_like(z)
+        pred = self.prior(self.schedule.add_noise(z, noise, t), t)
+        per_sample = (pred - self.schedule.target(z, noise, t)).square().flatten(1).mean(dim=1)
+        weight = self.schedule.loss_weight(t, options.get("weighting", "uniform")).to(z.device)
+        loss = (weight * per_sample).mean()
+        return {"loss": loss, "mse": per_sample.mean().detach(), "latent_scale": self.latent_std.detach().clone()}
+
+    # ------------------------------------------------------------------ inference
+    def _check_ready(self):
+        if float(self.latent_std) <= 0:
+            raise ConfigError("this VDM-MD model has no latent scale yet: train its 'prior' stage (or set "
+                              "model.latent_scale) before sampling")
+
+    def _check_blurred(self, blurred: torch.Tensor):
+        if blurred.dim() != 4 or blurred.shape[1] != self.config.channels:
+            raise InputError(f"VDM-MD takes blurred images (B, {self.config.channels}, H, W) in [0, 1], got "
+                             f"{tuple(blurred.shape)}")
+
+    def denoiser(self, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.prior(z_t, t)
+
+    def _solve(self, y01: torch.Tensor, samples: int, steps: int, zeta: float, generator, progress: bool,
+               x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """DPS at the model's working size: (B, C, h, w) -> (B, S, K, C, h, w) in [0, 1]."""
+        b, _, h, w = y01.shape
+        down = self.autoencoder.downsample
+        y = to_model(y01).repeat_interleave(samples, dim=0)
+        operator = DecodedTemporalAverage(self.autoencoder.decode, latent_std=float(self.latent_std))
+        shape = (b * samples, self.config.frames, self.config.latent_channels, h // down, w // down)
+        z = dps_sample(self.denoiser, operator, y, shape, self.schedule, steps=steps, zeta=zeta,
+                       norm=self.config.dps_norm, generator=generator, progress=progress, x_T=x_T,
+                       device=y.device)
+        with torch.no_grad():
+            frames = to_image(operator.decode_frames(z))
+        return frames.view(b, samples, *frames.shape[1:])
+
+    def sample_frames(self, blurred: torch.Tensor, *, samples: int = 1, steps: int | None = None,
+                      zeta: float | None = None, generator: torch.Generator | None = None,
+                      progress: bool = False, x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) blurred in [0, 1] -> (B, S, K, C, H, W) frames in [0, 1], any input size."""
+        self._check_blurred(blurred)
+        self._check_ready()
+        steps = int(steps or self.config.default_steps)
+        zeta = float(self.config.zeta if zeta is None else zeta)
+        if self.config.gradient_checkpointing:
+            self.enable_gradient_checkpointing()
+        h, w = blurred.shape[-2:]
+        size = self.config.image_size
+        if self.config.large_input == "native" or (h, w) == (size, size):
+            ph, pw = -h % self.multiple, -w % self.multiple
+            padded = F.pad(blurred, (0, pw, 0, ph), mode="replicate") if ph or pw else blurred
+            return self._solve(padded, samples, steps, zeta, generator, progress, x_T)[..., :h, :w]
+        small = F.interpolate(blurred, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        frames = self._solve(small, samples, steps, zeta, generator, progress, x_T)
+        b, s, k = frames.shape[:3]
+        up = F.interpolate(frames.flatten(0, 2), size=(h, w), mode="bicubic", align_corners=False)
+        up = up.view(b, s, k, *up.shape[1:])
+        residual = blurred[:, None, None] - up.mean(dim=2, keepdim=True)
+        return (up + residual).clamp(0, 1)
+
+    @torch.no_grad()
+    def restore(self, blurred: torch.Tensor, *, steps: int | None = None, sampler: str | None = None,
+                generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+        """One DPS sample of the K sharp frames: (B, C, H, W) -> (B, K, C, H, W) in [0, 1].
+
+        ``sampler``: only ``"ddpm"`` (ancestral, as DPS requires); ``steps`` strides it
+        (``default_steps`` = 1000 as in the paper, ``fast_steps`` the faster schedule)."""
+        if sampler not in (None, "ddpm"):
+            raise ConfigError(f"VDM-MD samples with DPS over the ancestral DDPM sampler; sampler {sampler!r} "
+                              "is not supported (use 'ddpm' or leave it unset)")
+        return self.sample_frames(blurred, samples=1, steps=steps, generator=generator, progress=progress)[:, 0]
+
+    def recover(self, blurred: torch.Tensor, *, samples: int = 1, steps: int | None = None,
+                zeta: float | None = None, generator: torch.Generator | None = None,
+                ground_truth: torch.Tensor | None = None, progress: bool = False) -> ExposureResult:
+        """Frames, their mean over samples, re-blur consistency, and (given the true frames
+        (B, K, C, H, W)) the better time order and the middle-frame PSNR in it."""
+        from ..metrics.consistency import reblur_psnr
+        from ..metrics.image import psnr
+
+        frames = self.sample_frames(blurred, samples=samples, steps=steps, zeta=zeta, generator=generator,
+                                    progress=progress)
+        b, s = frames.shape[:2]
+        flat = frames.flatten(0, 1)
+        reblur = reblur_psnr(flat, blurred.repeat_interleave(s, dim=0)).view(b, s)
+        result = ExposureResult(frames=frames, mean=frames.mean(dim=1), reblur_psnr=reblur)
+        if ground_truth is not None:
+            if ground_truth.shape != (b, *frames.shape[2:]):
+                raise InputError(f"ground truth must be (B, K, C, H, W) = {(b, *frames.shape[2:])}, got "
+                                 f"{tuple(ground_truth.shape)}")
+            truth = ground_truth.repeat_interleave(s, dim=0)
+            mse = lambda x: (x - truth).square().flatten(1).mean(dim=1)
+            rev = mse(flat.flip(1)) < mse(flat)
+            ordered = torch.where(rev.view(-1, 1, 1, 1, 1), flat.flip(1), flat)
+            mid = middle_index(frames.shape[2])
+            result.reversed = rev.view(b, s)
+            result.ordered = ordered.view_as(frames)
+            result.middle_psnr = psnr(ordered[:, mid], truth[:, mid]).view(b, s)
+        return result

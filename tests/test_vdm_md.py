@@ -1,0 +1,154 @@
+"""VDM-MD method: staged training losses, latent scale, DPS sampling, large inputs, time order."""
+import pytest
+import torch
+
+from deblurdiff.errors import ConfigError, InputError
+from deblurdiff.methods import method_class
+from deblurdiff.methods.vdm_md import VDMMD
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    args = dict(frames=4, image_size=16, ae_ch=4, ae_ch_mult=(1, 2, 4), ae_num_res_blocks=1, ae_norm_groups=2,
+                hidden_size=32, depth=1, num_heads=2, num_train_timesteps=100, default_steps=10, fast_steps=5)
+    args.update(kw)
+    return VDMMD(**args)
+
+
+def randomise_prior(model):
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in model.prior.named_parameters():
+            if "adaln" in name or "proj_out" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return model
+
+
+def batch(stage, b=2, k=4, size=16):
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.rand(b, k, 3, size, size, generator=gen)
+    return {"frames": frames, "blur": frames.mean(1), "sharp": frames[:, 1], "stage": stage, "stage_options": {}}
+
+
+def test_registered_as_stochastic_exposure_method():
+    assert method_class("vdm-md") is VDMMD
+    assert VDMMD.kind == "exposure" and VDMMD.stochastic and VDMMD.method_name == "vdm-md"
+
+
+def test_stage_losses_and_latent_scale_fixed_once():
+    model = tiny()
+    assert float(model.latent_std) == 0
+    ae = model.training_loss(batch("autoencoder"))
+    ae["loss"].backward()
+    assert all(p.grad is None for p in model.prior.parameters())  # the AE stage leaves the prior alone
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.autoencoder.parameters())
+    model.zero_grad()
+    first = model.training_loss(batch("prior"))
+    scale = float(model.latent_std)
+    assert scale > 0 and model.config.latent_scale == pytest.approx(scale)
+    first["loss"].backward()
+    assert all(p.grad is None for p in model.autoencoder.parameters())  # latents are encoded without grad
+    other = batch("prior")
+    other["frames"] = other["frames"] * 0.5
+    model.training_loss(other)
+    assert float(model.latent_std) == scale  # never recomputed
+
+
+def test_latent_scale_is_the_std_of_first_batch_latents():
+    model = tiny()
+    b = batch("prior")
+    with torch.no_grad():
+        expected = model.autoencoder.encode(b["frames"] * 2 - 1).std()
+    model.training_loss(b)
+    assert float(model.latent_std) == pytest.approx(float(expected), rel=1e-5)
+    scaled = model.encode_clip(b["frames"])
+    assert float(scaled.std()) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_training_errors_name_the_fix():
+    model = tiny()
+    with pytest.raises(ConfigError, match="autoencoder"):
+        model.training_loss(batch("main"))
+    with pytest.raises(InputError, match="subframes"):
+        model.training_loss(batch("prior", k=3))
+    with pytest.raises(ConfigError, match="latent scale"):
+        model.restore(torch.rand(1, 3, 16, 16))
+
+
+def test_restore_shape_range_determinism_and_sampler_check():
+    model = randomise_prior(tiny(latent_scale=1.0))
+    blurred = torch.rand(2, 3, 16, 16)
+    a = model.restore(blurred, steps=4, generator=torch.Generator().manual_seed(5))
+    b = model.restore(blurred, steps=4, generator=torch.Generator().manual_seed(5))
+    assert a.shape == (2, 4, 3, 16, 16)
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="ddpm"):
+        model.restore(blurred, steps=4, sampler="ddim")
+    with pytest.raises(InputError):
+        model.restore(torch.rand(2, 16, 16), steps=2)
+
+
+def test_dps_reduces_reblur_error_against_unguided_sampling():
+    """With zeta = 0 DPS is plain ancestral sampling of the prior; the guidance must bring the
+    mean of the decoded frames much closer to a measurement the decoder can actually produce."""
+    model = randomise_prior(tiny(latent_scale=1.0))
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        target_frames = (model.autoencoder.decode(torch.randn(1, 4, 3, 4, 4, generator=gen)) + 1) / 2
+    y = target_frames.clamp(0, 1).mean(dim=1)
+    errors = {}
+    for zeta in (0.0, 20.0):
+        out = model.sample_frames(y, steps=15, zeta=zeta, generator=torch.Generator().manual_seed(2))
+        errors[zeta] = float((out[:, 0].mean(dim=1) - y).square().mean().sqrt())
+    assert errors[20.0] < 0.6 * errors[0.0], errors
+
+
+def test_large_input_resized_and_blur_consistent():
+    model = randomise_prior(tiny(latent_scale=1.0))
+    blurred = torch.rand(1, 3, 24, 40) * 0.6 + 0.2
+    frames = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(0))
+    assert frames.shape == (1, 4, 3, 24, 40)
+    # the residual step makes the frames average back to the input wherever the [0, 1] clamp
+    # did not cut a frame (a random decoder's frames are extreme, so check only those pixels)
+    unclamped = ((frames > 0) & (frames < 1)).all(dim=1)
+    assert unclamped.float().mean() > 0.3
+    assert torch.allclose(frames.mean(dim=1)[unclamped], blurred[unclamped], atol=1e-5)
+    native = tiny(latent_scale=1.0, large_input="native").restore(blurred[..., :20, :36], steps=2)
+    assert native.shape == (1, 4, 3, 20, 36)
+
+
+def test_recover_reports_order_and_reblur(tmp_path):
+    model = randomise_prior(tiny(latent_scale=1.0))
+    blurred = torch.rand(1, 3, 16, 16)
+    first = model.recover(blurred, samples=2, steps=3, generator=torch.Generator().manual_seed(4))
+    assert first.frames.shape == (1, 2, 4, 3, 16, 16) and first.mean.shape == (1, 4, 3, 16, 16)
+    assert first.reblur_psnr.shape == (1, 2) and first.reversed is None
+    truth = first.frames[:, 0].flip(1)  # the first sample, time-reversed, as "ground truth"
+    again = model.recover(blurred, samples=2, steps=3, generator=torch.Generator().manual_seed(4),
+                          ground_truth=truth)
+    assert torch.equal(again.frames, first.frames)
+    assert bool(again.reversed[0, 0])
+    assert torch.isinf(again.middle_psnr[0, 0])  # exactly the truth once put in the right order
+    assert torch.equal(again.ordered[0, 0], truth[0])
+
+
+def test_save_load_round_trip_keeps_latent_scale(tmp_path):
+    model = tiny()
+    model.training_loss(batch("prior"))
+    model.save_pretrained(tmp_path)
+    loaded = VDMMD.from_pretrained(tmp_path)
+    assert float(loaded.latent_std) == float(model.latent_std) > 0
+    blurred = torch.rand(1, 3, 16, 16)
+    run = lambda m: m.restore(blurred, steps=2, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(run(model), run(loaded))
+
+
+def test_configs_build_the_intended_models():
+    from deblurdiff.train.config import load_config
+
+    tiny_cfg = load_config("configs/vdm-md-tiny.yaml")
+    assert [s.name for s in tiny_cfg.stages] == ["autoencoder", "prior"]
+    assert tiny_cfg.data.mode == "exposure" and tiny_cfg.data.subframes == tiny_cfg.model["frames"] == 10
+    paper = load_config("configs/vdm-md.yaml").model
+    assert (paper["depth"], paper["hidden_size"], paper["num_heads"], paper["ae_ch_mult"]) == (28, 1152, 16, [1, 2, 4])
