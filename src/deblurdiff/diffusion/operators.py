@@ -64,10 +64,13 @@ class DecodedTemporalAverage(torch.nn.Module):
         return self.decode_frames(z).mean(dim=1)
 
 
-def _split_padding(size: int) -> tuple[int, int]:
-    """Padding (before, after) that keeps the output size for a kernel of ``size``, with the
-    kernel's centre at index size // 2 (scipy.ndimage's convention)."""
-    return size // 2, (size - 1) // 2
+def _centre_padding(kernel_shape) -> tuple[int, int, int, int]:
+    """F.pad widths (left, right, top, bottom) that keep the image size when *correlating* with
+    a kernel whose centre is at index size // 2 (scipy.ndimage's convention, also for even
+    sizes). Convolution correlates with the flipped kernel, whose centre is mirrored, so it
+    uses the same widths with the sides swapped."""
+    kh, kw = kernel_shape
+    return kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2
 
 
 class KernelBlur(torch.nn.Module):
@@ -111,18 +114,13 @@ class KernelBlur(torch.nn.Module):
         return rearrange(out, "1 (b c) h w -> b c h w", b=b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = self.kernel.shape[-2:]
-        top, bottom = _split_padding(kh)
-        left, right = _split_padding(kw)
-        return self._filter(x, self.kernel.flip(-1, -2), (left, right, top, bottom))
+        left, right, top, bottom = _centre_padding(self.kernel.shape[-2:])
+        return self._filter(x, self.kernel.flip(-1, -2), (right, left, bottom, top))
 
     def transpose(self, y: torch.Tensor) -> torch.Tensor:
         if self.padding == "circular":
-            kh, kw = self.kernel.shape[-2:]
-            top, bottom = _split_padding(kh)
-            left, right = _split_padding(kw)
-            # Correlation is convolution's adjoint; the centre moves, so the padding sides swap.
-            return self._filter(y, self.kernel, (right, left, bottom, top))
+            # Correlation with the kernel is the adjoint of convolution under periodic boundaries.
+            return self._filter(y, self.kernel, _centre_padding(self.kernel.shape[-2:]))
         probe = torch.zeros_like(y, requires_grad=True)
         with torch.enable_grad():
             (adjoint,) = torch.autograd.grad(self.forward(probe), probe, grad_outputs=y, create_graph=y.requires_grad)
