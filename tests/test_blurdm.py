@@ -178,3 +178,35 @@ def test_stage2_loss_decreases():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["blurdm-tiny", "blurdm-mimo-unet-tiny", "blurdm-ddpm-tiny", "nafnet-tiny",
+                                  "mimo-unet-tiny"])
+def test_shipped_configs_build_and_stage_patterns_match(name):
+    """Every tiny config parses, builds its model, and each stage's patterns select the documented parts."""
+    from pathlib import Path
+
+    from deblurdiff.methods import method_class
+    from deblurdiff.train.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+    model = method_class(cfg.method)(**cfg.model)
+    assert cfg.data.source == "shake" and cfg.data.mode == "image"
+    if cfg.method != "blurdm":
+        assert not cfg.stages
+        return
+    assert [s.name for s in cfg.stages] == ["stage1", "stage2", "stage3"]
+    prefixes = {"stage1": {"sharp_encoder", "backbone"}, "stage2": {"prior"}, "stage3": {"backbone", "prior"}}
+    for stage in cfg.stages:
+        chosen = select_trainable(model, stage.trainable, stage.name)
+        assert {n.split(".")[0] for n in chosen} == prefixes[stage.name]
+        assert model._phase({"stage": stage.name, "stage_options": stage.loss}) == \
+            {"stage1": "sharp", "stage2": "diffusion", "stage3": "joint"}[stage.name]
+    # pairs share the backbone settings and the number of backbone steps
+    partner = load_config(Path(__file__).resolve().parent.parent / "configs" /
+                          ("mimo-unet-tiny.yaml" if cfg.model["backbone"] == "mimo-unet" else "nafnet-tiny.yaml"))
+    assert cfg.stages[0].steps + cfg.stages[2].steps == partner.train.max_steps
+    assert cfg.data == partner.data and cfg.train.batch_size == partner.train.batch_size
+    for key, value in partner.model.items():
+        if key != "fft_weight":
+            assert cfg.model["backbone_options"][key] == value
