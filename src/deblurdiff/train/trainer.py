@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -205,6 +206,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
     last_saved = step if checkpoint is not None else None
     ctx = {"optimizer": None, "scheduler": None, "stage": None}
+    step_clock = []  # perf_counter after each step of this process: throughput without start-up cost
 
     def save_checkpoint():
         partial = partial_path(ckpt_root, step)
@@ -307,6 +309,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                                "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                                **{f"train/{k}": v for k, v in extras.items()}}
                 log_run.step(step, scalars, {"loss": loss_value, "lr": scheduler.get_last_lr()[0]})
+                step_clock.append(time.perf_counter())
 
                 if tc.val_every > 0 and val_dataset is not None and step % tc.val_every == 0:
                     if main:
@@ -335,8 +338,14 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
             with atomic_dir(final) as tmp, ema.swapped_in():
                 method.save_pretrained(tmp)
-                write_json(tmp / "training.json", {"step": step, "of": total, "method": cfg.method,
-                                                    "bad_steps": bad_total, "config": dataclasses.asdict(cfg)})
+                timed = len(step_clock) - 1
+                seconds = step_clock[-1] - step_clock[0] if timed > 0 else 0.0
+                samples = timed * tc.batch_size * tc.grad_accum * world
+                write_json(tmp / "training.json", {
+                    "step": step, "of": total, "method": cfg.method, "bad_steps": bad_total,
+                    "throughput": {"timed_steps": timed, "seconds": seconds,
+                                   "samples_per_s": samples / seconds if seconds > 0 else None},
+                    "config": dataclasses.asdict(cfg)})
             say(f"done: step {step}/{total}; EMA weights in {final}")
         accelerator.wait_for_everyone()
         return final
