@@ -89,9 +89,9 @@ class Scene:
         bg_grid = torch.einsum("nij,hwj->nhwi", to_bg * screen, base) + (to_bg[:, 0] * cam_pos)[:, None, None]
         background = F.grid_sample(self.background[None], rearrange(bg_grid, "n h w i -> 1 (n h) w i"),
                                    mode="bilinear", padding_mode="reflection", align_corners=False)
-        background = rearrange(background, "1 c (n h) w -> n c h w", n=n)
+        background = background[0]                                                    # (3, N*H, W)
         if objects == 0:
-            return background.clamp(0, 1)
+            return rearrange(background, "c (n h) w -> n c h w", n=n).clamp(0, 1)
 
         # World -> sprite-normalised: local = R(-angle) (world - pos(t)) / radius.
         t = times[:, None, None]
@@ -101,14 +101,13 @@ class Scene:
         offset = (inv_rot @ (cam_pos[:, None, :] - pos)[..., None])[..., 0]              # (N, O, 2)
         grid = torch.einsum("noij,hwj->onhwi", linear, base) + rearrange(offset, "n o i -> o n 1 1 i")
         layers = F.grid_sample(self.sprites, rearrange(grid, "o n h w i -> o (n h) w i"),
-                               mode="bilinear", padding_mode="zeros", align_corners=False)
-        layers = rearrange(layers, "o c (n h) w -> n o c h w", n=n)
-        color, alpha = layers[:, :, :3], layers[:, :, 3:].clamp(0, 1)
-        # Front-to-back "over": layer o is seen through the transmittance of the layers before it.
-        transmit = torch.cumprod(1.0 - alpha, dim=1)
-        before = torch.cat([torch.ones_like(transmit[:, :1]), transmit[:, :-1]], dim=1)
-        image = (before * color).sum(dim=1) + transmit[:, -1] * background
-        return image.clamp(0, 1)
+                               mode="bilinear", padding_mode="zeros", align_corners=False)  # (O, 4, N*H, W)
+        # Front-to-back "over" in the sampled layout (no transposes until the end): layer o is
+        # seen through the transmittance of the layers in front of it.
+        color, alpha = layers[:, :3], layers[:, 3:].clamp(0, 1)
+        transmit = torch.cumprod(1.0 - alpha, dim=0)
+        image = color[0] + (transmit[:-1] * color[1:]).sum(dim=0) + transmit[-1] * background
+        return rearrange(image, "c (n h) w -> n c h w", n=n).clamp(0, 1)
 
 
 def _base_grid(height: int, width: int) -> torch.Tensor:
