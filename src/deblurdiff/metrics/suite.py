@@ -58,8 +58,12 @@ class Scorer:
         return [m for m in self.metrics if m not in self.unavailable]
 
     @torch.no_grad()
-    def add(self, pred: torch.Tensor, gt: torch.Tensor, names=None, **extra) -> list[dict]:
-        """Score a batch (B, C, H, W) in [0, 1]; returns and records one dict per case."""
+    def add(self, pred: torch.Tensor, gt: torch.Tensor, names=None, record: bool = True, **extra) -> list[dict]:
+        """Score a batch (B, C, H, W) in [0, 1]; returns one dict per case (kept when ``record``).
+
+        ``record=False`` is for frames of one clip that the caller merges into one case
+        (``record_case``); set-level features (FID/KID) are collected either way.
+        """
         pred, gt = pred.to(self.device).float(), gt.to(self.device).float()
         values: dict[str, torch.Tensor] = {}
         for name in self.active:
@@ -77,8 +81,12 @@ class Scorer:
         rows = [{"name": n, **{k: float(v[i]) for k, v in values.items()},
                  **{k: float(v[i]) if torch.is_tensor(v) else v for k, v in extra.items()}}
                 for i, n in enumerate(names)]
-        self.cases += rows
+        if record:
+            self.cases += rows
         return rows
+
+    def record_case(self, row: dict) -> None:
+        self.cases.append(row)
 
     def summary(self) -> dict:
         """Means over cases (``None`` for unavailable metrics) plus FID/KID over the whole set."""
