@@ -155,6 +155,18 @@ def test_residual_restore_adds_the_blurred_latents_back():
     torch.testing.assert_close(out, recon, atol=1e-4, rtol=0)
 
 
+@torch.no_grad()
+def test_decode_residual_returns_the_input_for_a_zero_residual():
+    model = tiny_vdd(latent_scale=1.0, residual=True, decode_residual=True).eval()
+    model._denoise = lambda x_t, t, cond: model.schedule.from_x0(torch.zeros_like(x_t), x_t, t)
+    blurred = clip_batch(batch=1)["blur"]
+    out = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, blurred, atol=1e-5, rtol=0)
+    # a non-zero residual changes the output by the decoder's response to it
+    model._denoise = lambda x_t, t, cond: model.schedule.from_x0(torch.full_like(x_t, 0.5), x_t, t)
+    assert (model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(0)) - blurred).abs().max() > 1e-3
+
+
 def test_latent_scale_is_calibrated_once_from_sharp_latents():
     model = tiny_vdd()
     batch = clip_batch()

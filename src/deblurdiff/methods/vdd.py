@@ -16,7 +16,9 @@ follows diffusers' image/video-conditioned models and keeps both paths):
 the blurred latents instead of the sharp latents, as residual diffusion deblurrers do: a model
 that has learnt little still returns about the blurred input rather than an arbitrary clip,
 which is what makes the CPU-budget tiny model usable. Its latent scale is still measured on the
-sharp latents.
+sharp latents. ``decode_residual=True`` (also not in the paper) adds the decoded change
+``D(z_blur + r) - D(z_blur)`` to the blurred frames instead of decoding ``z_blur + r``, so a
+briefly trained autoencoder's reconstruction error does not cap the output quality.
 
 Training stages are named in the config (``batch["stage"]``); a stage's ``loss`` options may
 set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
@@ -79,10 +81,12 @@ class VDD(DeblurMethod):
                  zero_terminal_snr: bool = False, coherence_weight: float = 0.1, condition_dropout: float = 0.1,
                  dropout_target: str = "embedding", guidance_scale: float = 1.0, steps: int = 50,
                  sampler: str = "ddim", latent_scale: float = 0.0, kl_weight: float = 1e-6,
-                 vae_tile_size: int = 256, residual: bool = False):
+                 vae_tile_size: int = 256, residual: bool = False, decode_residual: bool = False):
         super().__init__()
         if dropout_target not in DROPOUT_TARGETS:
             raise ConfigError(f"dropout_target must be one of {DROPOUT_TARGETS}, got {dropout_target!r}")
+        if decode_residual and not residual:
+            raise ConfigError("decode_residual needs residual: true (it decodes the predicted latent residual)")
         if not 0.0 <= condition_dropout < 1.0:
             raise ConfigError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
         vae_config = dict(vae_config or tiny_vae_config())
@@ -145,12 +149,18 @@ class VDD(DeblurMethod):
 
     def _autoencoder_loss(self, batch: dict, options: dict) -> dict:
         """L1 reconstruction of sharp and blurred frames + a small KL term (LDM's first stage,
-        without the adversarial and perceptual terms)."""
+        without the adversarial and perceptual terms).
+
+        The decoder is trained on the posterior mean (the latent the diffusion model uses); a
+        fresh KL autoencoder's posterior has unit variance, so decoding samples would feed the
+        decoder mostly noise for the first hundreds of steps. ``loss.sample_posterior: true``
+        decodes samples as LDM does, for long runs."""
         blurred, sharp = batch["blur"], batch["sharp"]
         self._check_clip(sharp, "sharp")
         frames = to_model(torch.cat([sharp, blurred], dim=0).flatten(0, 1))
         posterior = self.vae.encode(frames).latent_dist
-        recon = self.vae.decode(posterior.sample()).sample
+        latents = posterior.sample() if options.get("sample_posterior", False) else posterior.mean
+        recon = self.vae.decode(latents).sample
         l1 = F.l1_loss(recon, frames)
         kl = posterior.kl().mean() / posterior.mean[0].numel()
         loss = l1 + float(options.get("kl_weight", self.config.kl_weight)) * kl
@@ -226,9 +236,16 @@ class VDD(DeblurMethod):
         latents = sample(denoiser, blur_latents.shape, self.schedule, int(steps or self.config.steps),
                          sampler=sampler or self.config.sampler, generator=generator, progress=progress,
                          device=device, dtype=dtype)
-        if self.config.residual:
-            latents = latents + blur_latents
-        restored = decode_clip(self.vae, latents, self.latent_scale)
+        if self.config.decode_residual:
+            # blurred + D(z_blur + r) - D(z_blur): the autoencoder's reconstruction error cancels
+            # to first order, so r = 0 returns the input exactly.
+            change = decode_clip(self.vae, blur_latents + latents, self.latent_scale) - \
+                decode_clip(self.vae, blur_latents, self.latent_scale)
+            restored = blurred_m + change
+        elif self.config.residual:
+            restored = decode_clip(self.vae, latents + blur_latents, self.latent_scale)
+        else:
+            restored = decode_clip(self.vae, latents, self.latent_scale)
         return to_image(restored[..., :height, :width]).float()
 
     # ------------------------------------------------------------------ adaptation

@@ -1,0 +1,126 @@
+"""VDD on the embedded benchmark's video part: shipped checkpoint vs the blurry input, the
+temporal coherence loss vs its ablation (lambda = 0, same training budget), and a table of
+classifier-free guidance scales.
+
+    python benchmarks/bench_vdd.py [--bench DIR] [--checkpoint DIR] [--ablation DIR]
+
+``--bench``: the folder written by ``deblurdiff synth --benchmark --out DIR`` (when absent, the
+clips are generated in memory by the same code). Figures: PSNR/SSIM (RGB, [0, 255], no crop; averaged over frames
+and clips) and the temporal-consistency error (mean |d output/dt - d truth/dt| on [0, 255],
+lower is better). Every model and scale uses the same seeded noise per clip, so differences are
+paired. ``--crop``/``--frames``/``--steps`` bound the cost of diffusion sampling on a CPU; the
+settings used are printed with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import report  # noqa: E402
+
+from deblurdiff.data.io import read_frames  # noqa: E402
+from deblurdiff.infer.windows import sliding_windows  # noqa: E402
+from deblurdiff.methods import shipped_checkpoint  # noqa: E402
+from deblurdiff.methods.vdd import VDD  # noqa: E402
+from deblurdiff.metrics import psnr, ssim, temporal_error  # noqa: E402
+
+
+def _benchmark_pairs(bench: Path | None, count: int):
+    """(blur, sharp) (F, C, H, W) from the folder, or generated in memory by the same code and
+    rounded to 8 bits as the folder's PNGs are."""
+    if bench is not None and (bench / "video").is_dir():
+        for folder in sorted((bench / "video").glob("clip*"))[:count]:
+            yield read_frames(folder / "blur"), read_frames(folder / "sharp")
+        return
+    from deblurdiff.blur.benchmark import VIDEO_COUNT, video_clip
+
+    for index in range(min(count, VIDEO_COUNT)):
+        clip = video_clip(index)
+        yield tuple((clip[key].clamp(0, 1) * 255).round() / 255 for key in ("blur", "sharp"))
+
+
+def load_clips(bench: Path | None, count: int, frames: int, crop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(blur, sharp) pairs (1, F, C, H, W), centre-cropped to ``crop`` (0 = full frames)."""
+    clips = []
+    for blur, sharp in _benchmark_pairs(bench, count):
+        blur, sharp = blur[:frames], sharp[:frames]
+        if crop:
+            top, left = (blur.shape[-2] - crop) // 2, (blur.shape[-1] - crop) // 2
+            blur, sharp = (x[..., top:top + crop, left:left + crop] for x in (blur, sharp))
+        clips.append((blur[None], sharp[None]))
+    return clips
+
+
+def scores(outputs: list[torch.Tensor], clips) -> dict:
+    p, s, t = [], [], []
+    for out, (_, sharp) in zip(outputs, clips):
+        p.append(psnr(out.flatten(0, 1), sharp.flatten(0, 1)).mean())
+        s.append(ssim(out.flatten(0, 1), sharp.flatten(0, 1)).mean())
+        t.append(temporal_error(out, sharp).mean())
+    return {"psnr": float(torch.stack(p).mean()), "ssim": float(torch.stack(s).mean()),
+            "temporal_error": float(torch.stack(t).mean())}
+
+
+def restore_all(model: VDD, clips, steps: int, scale: float, seed: int) -> list[torch.Tensor]:
+    outputs = []
+    for index, (blur, _) in enumerate(clips):
+        generator = torch.Generator().manual_seed(seed + index)
+        fn = lambda window: model.restore(window, steps=steps, generator=generator, guidance_scale=scale)  # noqa: E731
+        outputs.append(sliding_windows(fn, blur, frames=model.frames, overlap=0))
+    return outputs
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", type=Path, default=None, help="embedded benchmark folder (default: generate)")
+    parser.add_argument("--checkpoint", type=Path, default=shipped_checkpoint("vdd"))
+    parser.add_argument("--ablation", type=Path, default=Path("runs/vdd-tiny-nocoherence/final"),
+                        help="lambda = 0 model trained with the same budget (configs/vdd-tiny-nocoherence.yaml)")
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=4, help="first N frames of each clip")
+    parser.add_argument("--crop", type=int, default=64, help="centre crop side (0 = full 128x128 frames)")
+    parser.add_argument("--steps", type=int, default=10, help="DDIM steps (the method's default is 50)")
+    parser.add_argument("--scales", default="1,2,3,5", help="CFG scales of the table")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    clips = load_clips(args.bench, args.clips, args.frames, args.crop)
+    model = VDD.from_pretrained(args.checkpoint).eval()
+    default_scale = float(model.config.guidance_scale)
+    scales = [float(s) for s in args.scales.split(",")]
+
+    blurry = scores([blur for blur, _ in clips], clips)
+    table, by_scale = [], {}
+    for scale in sorted(set(scales) | {default_scale}):
+        result = scores(restore_all(model, clips, args.steps, scale, args.seed), clips)
+        by_scale[scale] = result
+        if scale in scales:
+            table.append({"cfg_scale": scale, "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4),
+                          "temporal_error": round(result["temporal_error"], 3)})
+    shipped = by_scale[default_scale]
+    figures = {
+        "blurry_psnr": blurry["psnr"], "blurry_ssim": blurry["ssim"], "blurry_temporal_error": blurry["temporal_error"],
+        "vdd_psnr": shipped["psnr"], "vdd_ssim": shipped["ssim"], "vdd_temporal_error": shipped["temporal_error"],
+        "psnr_gain_db": shipped["psnr"] - blurry["psnr"], "default_cfg_scale": default_scale,
+        "best_cfg_scale_by_psnr": max(by_scale, key=lambda s: by_scale[s]["psnr"]),
+    }
+    if args.ablation is not None and (args.ablation / "config.json").is_file():
+        ablation = VDD.from_pretrained(args.ablation).eval()
+        abl = scores(restore_all(ablation, clips, args.steps, default_scale, args.seed), clips)
+        figures.update({"nocoherence_psnr": abl["psnr"], "nocoherence_ssim": abl["ssim"],
+                        "nocoherence_temporal_error": abl["temporal_error"],
+                        "coherence_temporal_error_reduction": abl["temporal_error"] - shipped["temporal_error"]})
+    settings = {"checkpoint": str(args.checkpoint), "ablation": str(args.ablation), "clips": len(clips),
+                "frames": args.frames, "crop": args.crop, "sampler": "ddim", "steps": args.steps,
+                "seed": args.seed, "window": model.frames, "metric": "RGB [0,255] rounded, no border crop"}
+    return report("vdd", figures, settings, table)
+
+
+if __name__ == "__main__":
+    main()
