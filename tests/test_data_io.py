@@ -110,3 +110,14 @@ def test_gopro_reference_pair_psnr(shared_data):
     assert blur.shape == (3, 720, 1280)
     mse = np.mean((blur - sharp) ** 2)
     assert 10 * np.log10(255 ** 2 / mse) == pytest.approx(24.05, abs=0.005)
+
+
+def test_real_files_of_other_kinds(shared_data):
+    """LZW TIFF (decoded by Pillow when tifffile lacks the codec), grayscale PNG, JPEG."""
+    real = shared_data / "real"
+    tiff = read_image(real / "selfdeblur_fastec" / "000000000.tif")
+    assert tiff.shape == (3, 480, 640) and 0.05 < tiff.mean() < 0.95
+    gray = read_image(next((real / "selfdeblur_real_gray").glob("*.png")))
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    jpeg = read_image(real / "misc_blur_only" / "NAFNet_demo_blurry.jpg")
+    assert jpeg.shape == (3, 720, 1280)

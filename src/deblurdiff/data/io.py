@@ -86,14 +86,15 @@ def _decode_with_av(path: Path) -> np.ndarray:
         raise InputError(f"{path}: not a readable PNG ({exc}); the file may be truncated or corrupt") from None
 
 
-def _decode_tiff(path: Path) -> np.ndarray:
-    """imageio keeps 16-bit colour TIFFs at 16 bits (Pillow's image narrows them to 8)."""
+def _decode_tiff(path: Path) -> np.ndarray | None:
+    """imageio (tifffile) keeps 16-bit colour TIFFs at 16 bits, which Pillow's image narrows to
+    8; it lacks some codecs (LZW without ``imagecodecs``), so ``None`` lets Pillow try next."""
     import imageio.v3 as iio
 
     try:
         array = np.asarray(iio.imread(path, index=0))
-    except Exception as exc:   # imageio raises many types for a bad file
-        raise InputError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc}); re-export it") from None
+    except Exception:   # imageio raises many types; Pillow gets its turn and reports errors
+        return None
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 2, 3, 4):
         array = array.transpose(1, 2, 0)
     return array
@@ -104,7 +105,9 @@ def _decode(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
         return _decode_with_av(path)
     if path.suffix.lower() in (".tif", ".tiff"):
-        return _decode_tiff(path)
+        array = _decode_tiff(path)
+        if array is not None:
+            return array
     from PIL import Image, UnidentifiedImageError
 
     try:
