@@ -70,3 +70,16 @@ def test_shake_over_user_photos(tmp_path):
     write_image(tmp_path / "mine.png", torch.rand(3, 50, 60))
     item = build_dataset(DataConfig(source="shake", size=16, subframes=3, length=2, root=str(tmp_path)))[0]
     assert item["blur"].shape == (3, 16, 16) and item["subframes"].shape == (3, 3, 16, 16)
+
+
+def test_crop_smaller_than_size_takes_an_aligned_window():
+    full = build_dataset(DataConfig(source="scenes", mode="video", size=32, crop=0, frames=2, subframes=3, length=2))[1]
+    cropped = build_dataset(DataConfig(source="scenes", mode="video", size=32, crop=16, frames=2, subframes=3, length=2))[1]
+    assert cropped["blur"].shape == (2, 3, 16, 16)
+    found = [(t, l) for t in range(17) for l in range(17)
+             if torch.equal(full["blur"][..., t:t + 16, l:l + 16], cropped["blur"])]
+    assert len(found) == 1
+    t, l = found[0]
+    assert torch.equal(full["sharp"][..., t:t + 16, l:l + 16], cropped["sharp"])
+    same = build_dataset(DataConfig(source="scenes", mode="video", size=32, crop=64, frames=2, subframes=3, length=2))[1]
+    assert torch.equal(same["blur"], full["blur"])     # a crop at least the size leaves items as rendered

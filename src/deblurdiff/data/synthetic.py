@@ -6,6 +6,8 @@ benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
 
 ``cfg.options`` keys (all optional):
 
+``cfg.size`` is the rendered size; a smaller ``cfg.crop`` takes a random aligned window of it.
+
 * both: ``duty_cycle`` (float, or ``[low, high]`` drawn per item; default ``[0.5, 1.0]``),
   ``linear`` (bool: average in linear light with ``gamma``, default false), ``gamma`` (2.2),
   ``photos`` (scikit-image photo names; benchmark photos are refused).
@@ -25,6 +27,7 @@ from ..blur.scenes import SceneOptions, generate_clip
 from ..blur.shake import camera_shake, shake_clip
 from ..blur.sources import BENCHMARK_PHOTOS, TRAIN_PHOTOS, load_photo, random_crop_resized, training_seed
 from ..errors import ConfigError
+from .augment import augment
 
 MODES = ("image", "video", "exposure")
 _COMMON = {"duty_cycle", "linear", "gamma", "photos"}
@@ -83,6 +86,14 @@ class _Generated(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
         return training_seed(self.cfg.seed, index, self.cfg.split)
 
+    def _crop(self, item: dict, seed: int) -> dict:
+        """A random aligned ``cfg.crop`` window when it is smaller than the rendered ``cfg.size``
+        (rendering larger and cropping gives objects entering and leaving the view)."""
+        crop = self.cfg.crop
+        if not crop or crop >= self.cfg.size:
+            return item
+        return augment(item, torch.Generator().manual_seed(seed ^ 0xC409), crop=crop, flips=False, rotate=False)
+
     def _duty(self, seed: int) -> float:
         low, high = self.duty
         fraction = float(torch.rand((), generator=torch.Generator().manual_seed(seed ^ 0x5EED)))
@@ -102,7 +113,7 @@ class SceneDataset(_Generated):
         frames = cfg.frames if cfg.mode == "video" else 1
         clip = generate_clip(seed, cfg.size, frames, cfg.subframes, self._duty(seed), self.gamma,
                              self.photos, self.scene_options)
-        return _item(cfg.mode, clip)
+        return self._crop(_item(cfg.mode, clip), seed)
 
 
 class ShakeDataset(_Generated):
@@ -142,7 +153,7 @@ class ShakeDataset(_Generated):
             shaken = camera_shake(photo, cfg.subframes, self.max_shift, self.max_rotation, self.jitter,
                                   self.gamma, margin, generator=generator)
             clip = {"blur": shaken.blurred[None], "sharp": shaken.sharp[None], "subframes": shaken.subframes[None]}
-        return _item(cfg.mode, clip)
+        return self._crop(_item(cfg.mode, clip), seed)
 
 
 def _item(mode: str, clip: dict) -> dict:
