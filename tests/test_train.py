@@ -15,7 +15,7 @@ from deblurdiff.errors import CheckpointError, ConfigError
 from deblurdiff.train import load_config, parse_config, run
 from deblurdiff.train.checkpoint import find_resumable, verify
 from deblurdiff.train.data import ShardedBatches, StreamPosition
-from deblurdiff.train.reference import TinyConvDeblur
+from deblurdiff.train.reference import SyntheticBlurPairs, TinyConvDeblur
 from deblurdiff.train.schedule import lr_factor, plan_stages
 from deblurdiff.train.trainer import TrainingDiverged
 
@@ -221,7 +221,7 @@ def test_set_overrides_and_cli_error_exit_code(tmp_path):
 KILL_SCRIPT = """
 import os, signal, sys
 from deblurdiff.train import parse_config, run
-from deblurdiff.train.reference import TinyConvDeblur
+from deblurdiff.train.reference import SyntheticBlurPairs, TinyConvDeblur
 import json, torch
 torch.set_num_threads(int(sys.argv[4]))  # same as the parent: conv reductions depend on the thread count
 cfg = parse_config(json.loads(sys.argv[1]))
@@ -263,7 +263,7 @@ DDP_SCRIPT = """
 import hashlib, json, os, sys
 import torch
 from deblurdiff.train import parse_config, run
-from deblurdiff.train.reference import TinyConvDeblur
+from deblurdiff.train.reference import SyntheticBlurPairs, TinyConvDeblur
 out = sys.argv[2]
 rank = int(os.environ["RANK"])
 class Recording(TinyConvDeblur):
@@ -302,3 +302,38 @@ def test_two_processes_ddp_shard_data_and_agree(tmp_path):
     assert (tmp_path / "checkpoints/step-000004/rng-rank1.safetensors").is_file()
     assert (tmp_path / "final/diffusion_pytorch_model.safetensors").is_file()
     assert "2 process(es)" in proc.stdout
+
+
+def test_fresh_start_into_a_run_folder_is_refused(tmp_path):
+    cfg = parse_config(raw_config(ckpt_every=2))
+    run(cfg, tmp_path, max_steps=2)
+    with pytest.raises(ConfigError, match="--resume auto"):
+        run(cfg, tmp_path, max_steps=3)
+
+
+def test_items_do_not_depend_on_worker_processes():
+    """Per-item seeding: the same batches (augmentation included) with 0 or 2 loader workers."""
+    from deblurdiff.train.data import batch_stream
+
+    data = SyntheticBlurPairs(length=12, size=8, seed=1, augment=True)
+    streams = [batch_stream(data, ShardedBatches(12, 3, 1, 0, seed=4), num_workers=w) for w in (0, 2)]
+    for _ in range(5):  # crosses an epoch boundary (4 batches per epoch)
+        a, b = next(streams[0]), next(streams[1])
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["blur"], b["blur"])
+
+
+def test_tensorboard_gets_loss_validation_and_samples(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    raw = raw_config(max_steps=4, val_every=2, val_batches=1, sample_every=4)
+    raw["val_data"] = {"source": SOURCE, "crop": 16, "length": 4, "seed": 9, "augment": False}
+    run(parse_config(raw), tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/lr", "val/psnr", "val/ssim"} <= set(scalars)
+    psnr = [e.value for e in events.Scalars("val/psnr")]
+    assert len(psnr) == 2 and all(10 < v < 60 for v in psnr)
+    assert any(tag.startswith("restored") for tag in events.Tags()["images"])
+    lrs = [e.value for e in events.Scalars("train/lr")]
+    assert lrs[0] == pytest.approx(1.5e-3)  # warm-up: step 1 of 2

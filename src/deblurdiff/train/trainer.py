@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
-from .checkpoint import (checkpoint_name, finalize, find_resumable, load_optimizer, load_rng, load_weights,
-                         partial_path, prune, read_json, remove_partials, save_optimizer, save_rng, verify,
-                         write_json)
+from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
+                         load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
+                         verify, write_json)
 from .config import DataConfig, ExperimentConfig
 from .data import ShardedBatches, StreamPosition, batch_stream, derive_seed, seed_everything
 from .ema import WeightEMA
@@ -179,6 +180,9 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     sampler = ShardedBatches(len(dataset), tc.batch_size, world, rank, tc.seed)
 
     step, bad_streak, bad_total, saved_stage = 0, 0, 0, None
+    if resume in (None, "", "none", "no") and list_checkpoints(ckpt_root):
+        raise ConfigError(f"{out_dir} already holds checkpoints of a run; pass --resume auto to continue it, or "
+                          "choose another --out (or delete the folder) to start again")
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(ckpt_root)
@@ -282,6 +286,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                         if accelerator.sync_gradients and not bad:
                             optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
+                lr_used = scheduler.get_last_lr()[0]
                 scheduler.step()
                 step += 1
                 if bad:
@@ -304,11 +309,11 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                     mean_loss = torch.tensor([loss_value], device=device)
                     if world > 1:
                         mean_loss = accelerator.gather(mean_loss).nanmean().reshape(1)
-                    scalars = {"train/loss": mean_loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                    scalars = {"train/loss": mean_loss.item(), "train/lr": lr_used,
                                "train/bad_steps": float(bad_total),
                                "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                                **{f"train/{k}": v for k, v in extras.items()}}
-                log_run.step(step, scalars, {"loss": loss_value, "lr": scheduler.get_last_lr()[0]})
+                log_run.step(step, scalars, {"loss": loss_value, "lr": lr_used})
                 step_clock.append(time.perf_counter())
 
                 if tc.val_every > 0 and val_dataset is not None and step % tc.val_every == 0:
