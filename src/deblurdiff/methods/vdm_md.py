@@ -28,6 +28,11 @@ several samples with their mean, re-blur PSNR and, when ground truth is given, t
 the mean is the same forwards and backwards, so a sample can come out reversed; evaluation
 (as in the paper) scores the better of both orders against the truth, and says so.
 
+``checkpointing=True`` switches on activation checkpointing of the DiT blocks and of the
+decoder's blocks for sampling: DPS back-propagates through both at every step, and at paper
+scale (1.3 B-parameter prior) the saved activations dominate memory; the benchmark prints the
+saved-activation bytes of one DPS step with and without it.
+
 Inputs whose size differs from the trained ``image_size`` (``large_input="resize"``, default):
 the blurred image is resized to the model size, solved there, the frames resized back (bicubic),
 and the blur-consistent residual ``y - resize(mean_t x_t)`` added to every frame, so the output
@@ -90,7 +95,7 @@ class VDMMD(DeblurMethod):
                  mlp_ratio: float = 4.0, qk_norm: bool = True,
                  latent_scale: float | None = None, schedule: str = "linear", num_train_timesteps: int = 1000,
                  zeta: float = 1.5, dps_norm: str = "l2", default_steps: int = 1000, fast_steps: int = 250,
-                 large_input: str = "resize", gradient_checkpointing: bool = False):
+                 large_input: str = "resize", project: bool = False, checkpointing: bool = False):
         super().__init__()
         if large_input not in ("resize", "native"):
             raise ConfigError(f"large_input must be 'resize' or 'native', got {large_input!r}")
@@ -211,20 +216,31 @@ class VDMMD(DeblurMethod):
 
     def sample_frames(self, blurred: torch.Tensor, *, samples: int = 1, steps: int | None = None,
                       zeta: float | None = None, generator: torch.Generator | None = None,
-                      progress: bool = False, x_T: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, H, W) blurred in [0, 1] -> (B, S, K, C, H, W) frames in [0, 1], any input size."""
+                      progress: bool = False, x_T: torch.Tensor | None = None,
+                      project: bool | None = None) -> torch.Tensor:
+        """(B, C, H, W) blurred in [0, 1] -> (B, S, K, C, H, W) frames in [0, 1], any input size.
+
+        ``project`` (default: the config's): finish with the orthogonal projection onto the
+        frames that average exactly to the input, ``x_t + (y - mean_t x)`` (A = mean has
+        A A^T = I / K, so that is the least change that makes the measurement exact); it also
+        puts back detail the small autoencoder cannot code. Off by default (the paper's output).
+        """
         self._check_blurred(blurred)
+        project = self.config.project if project is None else project
         self._check_ready()
         steps = int(steps or self.config.default_steps)
         zeta = float(self.config.zeta if zeta is None else zeta)
-        if self.config.gradient_checkpointing:
+        if self.config.checkpointing:
             self.enable_gradient_checkpointing()
         h, w = blurred.shape[-2:]
         size = self.config.image_size
         if self.config.large_input == "native" or (h, w) == (size, size):
             ph, pw = -h % self.multiple, -w % self.multiple
             padded = F.pad(blurred, (0, pw, 0, ph), mode="replicate") if ph or pw else blurred
-            return self._solve(padded, samples, steps, zeta, generator, progress, x_T)[..., :h, :w]
+            frames = self._solve(padded, samples, steps, zeta, generator, progress, x_T)[..., :h, :w]
+            if project:
+                frames = (frames + blurred[:, None, None] - frames.mean(dim=2, keepdim=True)).clamp(0, 1)
+            return frames
         small = F.interpolate(blurred, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         frames = self._solve(small, samples, steps, zeta, generator, progress, x_T)
         b, s, k = frames.shape[:3]
@@ -247,14 +263,15 @@ class VDMMD(DeblurMethod):
 
     def recover(self, blurred: torch.Tensor, *, samples: int = 1, steps: int | None = None,
                 zeta: float | None = None, generator: torch.Generator | None = None,
-                ground_truth: torch.Tensor | None = None, progress: bool = False) -> ExposureResult:
+                ground_truth: torch.Tensor | None = None, progress: bool = False,
+                project: bool | None = None, x_T: torch.Tensor | None = None) -> ExposureResult:
         """Frames, their mean over samples, re-blur consistency, and (given the true frames
         (B, K, C, H, W)) the better time order and the middle-frame PSNR in it."""
         from ..metrics.consistency import reblur_psnr
         from ..metrics.image import psnr
 
         frames = self.sample_frames(blurred, samples=samples, steps=steps, zeta=zeta, generator=generator,
-                                    progress=progress)
+                                    progress=progress, project=project, x_T=x_T)
         b, s = frames.shape[:2]
         flat = frames.flatten(0, 1)
         reblur = reblur_psnr(flat, blurred.repeat_interleave(s, dim=0)).view(b, s)
