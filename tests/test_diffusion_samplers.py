@@ -122,3 +122,26 @@ def test_bad_arguments():
         sample(den, (1, 2), schedule, 51)
     with pytest.raises(ConfigError, match="x_T"):
         sample(den, (1, 2), schedule, 5, x_T=torch.zeros(2, 2))
+
+
+def test_schedule_starting_without_noise():
+    """BlurDM-style betas linspace(0, 0.02, 5): alpha_bar_0 = 1. Strided sampling works and
+    stays finite; visiting t = 0 is refused with an explanation instead of returning NaNs."""
+    for prediction_type in ("eps", "v", "x0"):
+        schedule = make_schedule("linear", num_train_timesteps=5, beta_start=0.0, beta_end=0.02,
+                                 prediction_type=prediction_type)
+        den = gaussian_denoiser(schedule, torch.zeros(2), torch.eye(2))
+        for name in ("ddim", "dpmpp", "ddpm", "unipc"):
+            out = sample(den, (4, 2), schedule, 3, sampler=name, generator=torch.Generator().manual_seed(0))
+            assert bool(torch.isfinite(out).all())
+    with pytest.raises(ConfigError, match="no noise"):
+        sample(den, (4, 2), schedule, 5)
+
+
+def test_zero_terminal_snr_ancestral_sampling_is_finite():
+    schedule = make_schedule("linear", prediction_type="v", zero_terminal_snr=True)
+    den = gaussian_denoiser(schedule, torch.ones(2), torch.eye(2) * 0.5)
+    for name, eta in (("ddpm", 0.0), ("ddim", 1.0)):
+        out = sample(den, (512, 2), schedule, 20, sampler=name, eta=eta, generator=torch.Generator().manual_seed(0))
+        assert bool(torch.isfinite(out).all())
+        assert (out.mean(0) - 1.0).abs().max().item() < 0.15

@@ -134,3 +134,13 @@ def test_sample_timesteps_seeded_and_in_range():
     assert torch.equal(t1, t2)
     assert int(t1.min()) == 0 and int(t1.max()) == 49
     assert len(torch.unique(t1)) == 50
+
+
+def test_from_x0_where_alpha_bar_is_one():
+    """A schedule starting at beta = 0: x_t = x0 at t = 0, any eps fits; from_x0 must not give 0/0."""
+    for prediction_type in ("eps", "v"):
+        sched = make_schedule("linear", num_train_timesteps=5, beta_start=0.0, prediction_type=prediction_type)
+        x0 = torch.randn(2, 3)
+        pred = sched.from_x0(x0, x0, torch.tensor([0, 0]))
+        assert bool(torch.isfinite(pred).all())
+        torch.testing.assert_close(sched.to_x0(pred, x0, torch.tensor([0, 0])), x0)

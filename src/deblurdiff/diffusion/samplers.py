@@ -50,6 +50,12 @@ def make_scheduler(schedule: NoiseSchedule, sampler: str, steps: int, device=Non
         scheduler = UniPCMultistepScheduler(**config, solver_order=2, final_sigmas_type="zero",
                                             lower_order_final=True)
     scheduler.set_timesteps(int(steps), device=device)
+    noiseless = [int(t) for t in scheduler.timesteps if schedule.alphas_cumprod[int(t)] >= 1.0]
+    if noiseless:
+        # diffusers' step rules divide by sqrt(1 - alpha_bar_t); at alpha_bar_t = 1 that is 0/0.
+        raise ConfigError(f"timesteps {noiseless} carry no noise (alpha_bar = 1, a schedule with beta_start = 0), "
+                          f"which the {sampler} step cannot take; sample with fewer steps than "
+                          f"num_train_timesteps ({schedule.num_train_timesteps}) or use beta_start > 0")
     return scheduler
 
 

@@ -128,6 +128,10 @@ class NoiseSchedule:
         min(SNR, gamma) itself. Written with ``where`` so SNR = 0 (zero terminal SNR) and
         SNR = inf give finite weights. ``"uniform"``: all ones.
         """
+        weight = self._loss_weight(t, kind, gamma)
+        return weight.to(t.device) if isinstance(t, torch.Tensor) else weight
+
+    def _loss_weight(self, t, kind: str, gamma: float) -> torch.Tensor:
         snr = self.snr(t)
         if kind == "uniform":
             return torch.ones_like(snr, dtype=torch.float32)
@@ -175,7 +179,10 @@ class NoiseSchedule:
         if self.prediction_type == "x0":
             return x0
         a, s = self._coefficients(t, x_t)
-        eps = eps_from_x0(x0, x_t, a, s)
+        # Where alpha_bar = 1 (a schedule starting at beta = 0, as BlurDM's) x_t is x0 and any
+        # eps is consistent with it: take 0 instead of 0/0.
+        eps = torch.where(s > 0, eps_from_x0(x0, x_t, a, s.clamp_min(torch.finfo(s.dtype).tiny)),
+                          torch.zeros((), dtype=x_t.dtype, device=x_t.device))
         return eps if self.prediction_type == "eps" else v_from_x0_eps(x0, eps, a, s)
 
     def from_eps(self, eps: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
