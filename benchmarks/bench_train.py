@@ -1,7 +1,7 @@
 """Training throughput of the trainer on its reference workload (samples/s and ratios).
 
-Workload: ``deblurdiff.train.reference.TinyConvDeblur`` (32 channels, 4 residual blocks) on 64x64
-synthetic blur pairs, batch 8, AdamW + EMA, no checkpoints or validation inside the timed window.
+Workload: ``deblurdiff.train.reference.TinyConvDeblur`` (32 channels, 2 residual blocks) on 48x48
+synthetic blur pairs, batch 4, AdamW + EMA, no checkpoints or validation inside the timed window.
 Figures: the trainer's samples/s with fp32, channels_last, bf16 autocast and both (ratios against
 fp32 in the same run, best of ``ROUNDS`` interleaved rounds), and the trainer's overhead against a
 bare PyTorch loop (same model, batches already in memory, no EMA/seeding/logging).
@@ -24,10 +24,10 @@ from harness import report  # noqa: E402
 from deblurdiff.train import parse_config, run  # noqa: E402
 from deblurdiff.train.reference import SyntheticBlurPairs, TinyConvDeblur  # noqa: E402
 
-STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", 25))
+STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", 12))
 ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", 2))
-MODEL = {"channels": 32, "blocks": 4}
-BATCH, CROP = 8, 64
+MODEL = {"channels": 32, "blocks": 2}
+BATCH, CROP = 4, 48
 
 
 def config(mixed_precision: str, channels_last: bool):

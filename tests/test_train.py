@@ -337,3 +337,11 @@ def test_tensorboard_gets_loss_validation_and_samples(tmp_path):
     assert any(tag.startswith("restored") for tag in events.Tags()["images"])
     lrs = [e.value for e in events.Scalars("train/lr")]
     assert lrs[0] == pytest.approx(1.5e-3)  # warm-up: step 1 of 2
+
+
+def test_untrainable_method_is_a_config_error(tmp_path):
+    from deblurdiff.methods.base import DeblurMethod
+
+    cfg = parse_config(raw_config())
+    with pytest.raises(ConfigError, match="nothing to train"):
+        run(cfg, tmp_path, method=DeblurMethod())

@@ -169,6 +169,10 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
             method = (method_class or resolve_method_class(cfg.method))(**cfg.model)
         except TypeError as exc:
             raise ConfigError(f"model: {exc}; check the keys under 'model:' against the method's arguments") from None
+    from ..methods.base import DeblurMethod
+
+    if isinstance(method, DeblurMethod) and type(method).training_loss is DeblurMethod.training_loss:
+        raise ConfigError(f"method {cfg.method!r} has nothing to train (no training_loss); train a learned method")
     method.to(device)
     if tc.channels_last:
         method.to(memory_format=torch.channels_last)
