@@ -77,5 +77,8 @@ def test_dps_seeded_and_validated(problem):
     assert [t for t, _ in seen] == [999, 799, 599, 399, 199] and seen[0][1] == (2,)
     with pytest.raises(InputError, match="batch"):
         run(problem, 3, 0.3, steps=5, y=problem["y"].float().expand(2, DIM))
+    with pytest.raises(InputError, match="x_T"):
+        dps_sample(problem["denoiser"], TemporalAverage(1), problem["y"].float().expand(2, DIM), (2, FRAMES, DIM),
+                   problem["schedule"], steps=5, x_T=torch.zeros(2, DIM))
     with pytest.raises(ConfigError, match="norm"):
         run(problem, 2, 0.3, norm="l1", steps=5)

@@ -61,6 +61,8 @@ def dps_sample(denoiser: Callable, operator: Callable, y: torch.Tensor, shape, s
     if y.shape[0] != shape[0]:
         raise InputError(f"y has batch {y.shape[0]} but {shape[0]} samples were asked for; repeat y per sample")
     device = torch.device(device) if device is not None else y.device
+    if x_T is not None and tuple(x_T.shape) != tuple(shape):
+        raise InputError(f"x_T has shape {tuple(x_T.shape)} but shape={tuple(shape)} was asked for")
     x = initial_noise(shape, generator, device, dtype) if x_T is None else x_T.to(device, dtype)
     y = y.to(device, dtype)
     scheduler = make_scheduler(schedule, "ddpm", steps, device=device, timestep_spacing=timestep_spacing)

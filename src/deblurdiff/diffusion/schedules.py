@@ -81,17 +81,30 @@ class NoiseSchedule:
         self.num_train_timesteps = len(self.betas)
 
     # --- per-timestep coefficients ---
+    def _tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """sqrt(alpha_bar) and sqrt(1 - alpha_bar) computed in float64, cached per device/dtype so
+        indexing by an on-device ``t`` needs no host synchronisation."""
+        key = (device, dtype)
+        cache = self.__dict__.setdefault("_table_cache", {})
+        if key not in cache:
+            abar = self.alphas_cumprod
+            cache[key] = (abar.sqrt().to(device=device, dtype=dtype), (1.0 - abar).sqrt().to(device=device, dtype=dtype))
+        return cache[key]
+
     def _coefficients(self, t, like: torch.Tensor):
-        """(a_t, s_t) as tensors of like's dtype/device, shaped to broadcast over like."""
+        """(a_t, s_t) as tensors of like's dtype/device, shaped to broadcast over like.
+        Timesteps are range-checked when they live on the CPU (a check of device tensors would
+        force a synchronisation on every call)."""
         t = torch.as_tensor(t, dtype=torch.long)
-        if bool((t < 0).any()) or bool((t >= self.num_train_timesteps).any()):
+        if t.device.type == "cpu" and (bool((t < 0).any()) or bool((t >= self.num_train_timesteps).any())):
             raise ConfigError(f"timestep out of range [0, {self.num_train_timesteps}): {t.tolist()}")
-        abar = self.alphas_cumprod[t.cpu()]
-        a, s = abar.sqrt(), (1.0 - abar).sqrt()
-        if abar.ndim == 1:
+        sqrt_abar, sqrt_one_minus = self._tables(like.device, like.dtype)
+        t = t.to(like.device)
+        a, s = sqrt_abar[t], sqrt_one_minus[t]
+        if t.ndim == 1:
             shape = (-1,) + (1,) * (like.ndim - 1)
             a, s = a.reshape(shape), s.reshape(shape)
-        return a.to(like.device, like.dtype), s.to(like.device, like.dtype)
+        return a, s
 
     def snr(self, t) -> torch.Tensor:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) (float64); inf at alpha_bar = 1."""
