@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deblurdiff.diffusion import gaussian_denoiser, make_schedule, make_scheduler, sample
-from deblurdiff.errors import ConfigError
+from deblurdiff.errors import ConfigError, InputError
 
 DIM = 3
 
@@ -120,7 +120,7 @@ def test_bad_arguments():
         sample(den, (1, 2), schedule, 5, sampler="euler_a")
     with pytest.raises(ConfigError, match="steps"):
         sample(den, (1, 2), schedule, 51)
-    with pytest.raises(ConfigError, match="x_T"):
+    with pytest.raises(InputError, match="x_T"):
         sample(den, (1, 2), schedule, 5, x_T=torch.zeros(2, 2))
 
 

@@ -19,7 +19,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from deblurdiff.diffusion.schedules import NoiseSchedule
-from deblurdiff.errors import ConfigError
+from deblurdiff.errors import ConfigError, InputError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("ddim", "dpmpp", "ddpm", "unipc")
@@ -86,13 +86,14 @@ def sample(denoiser: Denoiser, shape, schedule: NoiseSchedule, steps: int, sampl
            clip_sample: float | None = None, callback: Callable | None = None) -> torch.Tensor:
     """Draw x0 by running ``sampler`` for ``steps`` steps from x_T (drawn with ``generator`` when
     not given). ``eta`` is DDIM's stochasticity (0 = deterministic ODE, 1 = DDPM-like).
-    ``callback(i, t, x)`` is called after each step (e.g. for intermediate previews)."""
+    ``callback(i, t, x)`` is called after each step (e.g. for intermediate previews). Runs
+    without autograd; for gradients through the denoiser (guidance) see ``dps_sample``."""
     device = torch.device(device) if device is not None else (x_T.device if x_T is not None else torch.device("cpu"))
     if x_T is None:
         x = initial_noise(shape, generator=generator, device=device, dtype=dtype)
     else:
         if tuple(x_T.shape) != tuple(shape):
-            raise ConfigError(f"x_T has shape {tuple(x_T.shape)} but shape={tuple(shape)} was asked for")
+            raise InputError(f"x_T has shape {tuple(x_T.shape)} but shape={tuple(shape)} was asked for")
         x = x_T.to(device=device, dtype=dtype)
     scheduler = make_scheduler(schedule, sampler, steps, device=device, timestep_spacing=timestep_spacing,
                                clip_sample=clip_sample)
