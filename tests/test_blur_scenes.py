@@ -1,8 +1,10 @@
 """Procedural scenes: determinism, exposure geometry, occlusion, a ramp from constant motion."""
 import time
 
+import pytest
 import torch
 
+from deblurdiff.errors import InputError
 from deblurdiff.blur.scenes import Scene, exposure_times, generate_clip, generate_exposure, render_clip
 
 
@@ -44,6 +46,16 @@ def test_exposure_times_follow_duty_cycle():
     sub, sharp = exposure_times(3, 4, duty_cycle=0.5)
     assert torch.allclose(sharp, torch.tensor([0.0, 1.0, 2.0]))
     assert torch.allclose(sub[1], torch.tensor([0.8125, 0.9375, 1.0625, 1.1875]))
+    with pytest.raises(InputError, match="duty cycle"):
+        exposure_times(3, 4, duty_cycle=1.5)
+
+
+def test_shorter_exposure_gives_proportionally_shorter_ramp():
+    width = 256
+    background = (torch.arange(width) >= width // 2).float().expand(3, width, width).contiguous()
+    scene = _still_scene(background, camera_velocity=torch.tensor([16.0, 0.0]))
+    profile = render_clip(scene, frames=1, subframes=64, duty_cycle=0.5)["blur"][0, 0, 8]
+    assert abs(int(((profile > 0.02) & (profile < 0.98)).sum()) - 8) <= 2
 
 
 def test_camera_pan_over_step_edge_gives_ramp_of_travelled_width():

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..errors import InputError
 from .formation import middle_index, temporal_average
 from .sources import TRAIN_PHOTOS, load_photo, random_crop_resized
 
@@ -260,6 +261,9 @@ def exposure_times(frames: int, subframes: int, duty_cycle: float = 1.0) -> tupl
     the frame interval the shutter is open); sub-frames sample the middle of ``subframes`` equal
     slices of it, and the sharp frame is the instant ``t = i`` (the exposure's centre).
     """
+    if not 0 < duty_cycle <= 1 or frames < 1 or subframes < 1:
+        raise InputError(f"need frames >= 1, subframes >= 1 and a duty cycle in (0, 1]; got frames={frames}, "
+                         f"subframes={subframes}, duty_cycle={duty_cycle}")
     centres = torch.arange(frames, dtype=torch.float32)
     offsets = ((torch.arange(subframes, dtype=torch.float32) + 0.5) / subframes - 0.5) * duty_cycle
     return centres[:, None] + offsets, centres

@@ -25,6 +25,9 @@ centred otherwise), and with ``augment`` flipped, rotated by 90 degrees and (cli
 time. The random choices come from a generator seeded by (``data.seed``, index, epoch), so an
 item is reproducible; call ``set_epoch`` to get fresh crops each epoch.
 
+A reader's length is the number of pairs or clip windows on disk (``data.length`` and
+``data.size`` apply to the generated sources only).
+
 ``cfg.options``: ``clip_stride`` (frames between clip starts, default 1), ``linear`` and
 ``gamma`` (sharp-only sources: average in linear light), ``sequences`` (keep only these sequence
 names), ``test_sequences`` (dvd).
