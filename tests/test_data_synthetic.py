@@ -83,3 +83,11 @@ def test_crop_smaller_than_size_takes_an_aligned_window():
     assert torch.equal(full["sharp"][..., t:t + 16, l:l + 16], cropped["sharp"])
     same = build_dataset(DataConfig(source="scenes", mode="video", size=32, crop=64, frames=2, subframes=3, length=2))[1]
     assert torch.equal(same["blur"], full["blur"])     # a crop at least the size leaves items as rendered
+
+
+def test_items_collate_into_batches():
+    from torch.utils.data import DataLoader
+
+    data = build_dataset(DataConfig(source="scenes", mode="exposure", size=16, subframes=4, length=4))
+    batch = next(iter(DataLoader(data, batch_size=2)))
+    assert batch["blur"].shape == (2, 3, 16, 16) and batch["frames"].shape == (2, 4, 3, 16, 16)
