@@ -82,3 +82,22 @@ def test_dps_seeded_and_validated(problem):
                    problem["schedule"], steps=5, x_T=torch.zeros(2, DIM))
     with pytest.raises(ConfigError, match="norm"):
         run(problem, 2, 0.3, norm="l1", steps=5)
+
+
+def test_dps_through_a_decoder(problem):
+    """Gradients flow through DecodedTemporalAverage: an affine per-frame decoder (x2 + 0.1 after
+    the latent_std rescale) on latent clips (B, F, 1, 1, DIM); the decoded average must fit y."""
+    from deblurdiff.diffusion import DecodedTemporalAverage
+
+    decoder = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        decoder.weight.fill_(2.0)
+        decoder.bias.fill_(0.1)
+    operator = DecodedTemporalAverage(decoder, frames_dim=1, latent_std=0.5)
+    latent_denoiser = problem["denoiser"]  # prior over the 6 latent numbers of a clip
+    y = problem["y"].float().view(1, 1, 1, DIM).expand(64, 1, 1, DIM)
+    z = dps_sample(latent_denoiser, operator, y, (64, FRAMES, 1, 1, DIM), problem["schedule"], steps=100,
+                   zeta=0.3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        remeasured = residual_norms(y - operator(z))
+    assert remeasured.mean().item() < 1.5 * NOISE * DIM ** 0.5
