@@ -28,24 +28,10 @@ def add_arguments(p):
 
 
 def read_image(path):
-    """(1, C, H, W) float in [0, 1] via the data layer's reader (PIL until it exists)."""
-    try:
-        from ..data.io import read_image as data_read_image
-    except ImportError:
-        data_read_image = None
-    if data_read_image is not None:
-        return data_read_image(path).unsqueeze(0)
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
+    """(1, 3, H, W) float in [0, 1], through the data layer's validating reader."""
+    from ..data.io import read_image as data_read_image
 
-    from ..errors import InputError
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    return data_read_image(path).unsqueeze(0)
 
 
 def pair_files(pred: Path, gt: Path) -> list[tuple[Path, Path]]:
