@@ -48,6 +48,9 @@ def test_guidance_formula_and_single_batched_forward(setup):
     assert model.batches == [6]  # one forward over the doubled batch
     torch.testing.assert_close(guided, u + 3.5 * (c - u), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(cfg_denoiser(model, cond, uncond, 0.0)(x, t), u, rtol=1e-5, atol=1e-6)
+    per_sample = torch.tensor([[1.0], [2.0], [0.0]])
+    torch.testing.assert_close(cfg_denoiser(model, cond, uncond, per_sample)(x, t), u + per_sample * (c - u),
+                               rtol=1e-5, atol=1e-6)
 
 
 @torch.no_grad()

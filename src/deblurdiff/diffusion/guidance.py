@@ -30,17 +30,18 @@ def _concat(a: Any, b: Any) -> Any:
     raise ConfigError(f"cond and uncond must have the same structure, got {type(a).__name__} and {type(b).__name__}")
 
 
-def cfg_denoiser(model_fn: Callable, cond: Any, uncond: Any, scale: float,
+def cfg_denoiser(model_fn: Callable, cond: Any, uncond: Any, scale: float | torch.Tensor,
                  short_circuit: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A denoiser ``(x_t, t) -> prediction`` applying guidance ``scale`` to ``model_fn(x, t, cond)``.
 
     ``scale == 1`` returns the conditional prediction itself (one half-size forward) unless
-    ``short_circuit=False``; ``scale == 0`` is the unconditional model. The batch of ``cond``
+    ``short_circuit=False``; ``scale == 0`` is the unconditional model. ``scale`` may also be a
+    tensor broadcastable against the prediction (e.g. ``(B, 1, 1, 1)`` for per-sample scales). The batch of ``cond``
     must match x_t's batch (or be broadcastable by the model).
     """
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if short_circuit and scale == 1.0:
+        if short_circuit and isinstance(scale, (int, float)) and scale == 1.0:
             return model_fn(x_t, t, cond)
         both = model_fn(torch.cat([x_t, x_t], dim=0), torch.cat([t, t], dim=0), _concat(cond, uncond))
         pred_cond, pred_uncond = both.chunk(2, dim=0)
