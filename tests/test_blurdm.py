@@ -210,3 +210,42 @@ def test_shipped_configs_build_and_stage_patterns_match(name):
     for key, value in partner.model.items():
         if key != "fft_weight":
             assert cfg.model["backbone_options"][key] == value
+
+
+def test_ddpm_prior_chain_returns_a_perfect_estimate():
+    """The ablation's DDIM chain lands exactly on Z_0 when its estimator always predicts Z_0."""
+    from deblurdiff.diffusion.blur_process import GaussianDiffusionPrior
+    from deblurdiff.nn.latent_encoder import LatentEncoder
+
+    prior = GaussianDiffusionPrior(LatentEncoder(width=8, dim=16, resblocks=1), dim=16, depth=2)
+    target = torch.randn(2, 16)
+    prior.noise_estimator.forward = lambda z_cond, t, z: target
+    z0, chain, eps = prior(torch.rand(2, 3, 8, 8), return_chain=True)
+    torch.testing.assert_close(z0, target)
+    assert len(chain) == 6 and torch.equal(chain[0], eps)
+    assert prior.alphas_cumprod[-1] < 0.05  # the chain starts from (almost) pure noise
+
+
+def test_blur_prior_chain_with_oracle_estimators_recovers_sharp_latent():
+    """BlurDM's sampler with oracle residual and noise estimates ends at the sharp latent exactly."""
+    from deblurdiff.diffusion.blur_process import BlurDiffusionPrior
+    from deblurdiff.nn.latent_encoder import LatentEncoder
+
+    prior = BlurDiffusionPrior(LatentEncoder(width=8, dim=16, resblocks=1), dim=16, depth=2)
+    s = prior.schedule
+    blur = torch.rand(2, 3, 8, 8)
+    z_blur = prior.blur_encoder(blur, blur).detach()
+    z_sharp = torch.randn(2, 16)
+    levels = [closed_form_blur(z_sharp, z_blur, s, t) for t in range(6)]
+
+    def noise(z_cond, t_frac, z):  # the noise implied by the current state and level
+        t = round(float(t_frac[0]) * 5)
+        if s.beta_bar[t] == 0:  # official beta_1 = 0: level 1 is noise-free, eps_hat is not used
+            return torch.zeros_like(z)
+        return (z - levels[t]) / s.beta_bar[t]
+
+    prior.noise_estimator.forward = noise
+    prior.residual_estimator.forward = lambda z_cond, t_frac, z: blur_residual(
+        levels[round(float(t_frac[0]) * 5) - 1], levels[round(float(t_frac[0]) * 5)], s, round(float(t_frac[0]) * 5))
+    z0 = prior(blur)
+    torch.testing.assert_close(z0, z_sharp, atol=1e-5, rtol=1e-5)
