@@ -82,3 +82,15 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     assert main(["synth", "--scenes", "0", "--out", str(tmp_path / "zero")]) == 2
     assert not (tmp_path / "zero").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporary leftovers
+
+
+def test_from_frames_with_gaps_between_exposures(tmp_path):
+    frames = tmp_path / "frames"
+    for i in range(8):
+        write_image(frames / f"f{i}.png", torch.full((3, 4, 4), i / 10))
+    out = tmp_path / "out"
+    assert main(["synth", "--from", str(frames), "--window", "2", "--stride", "3", "--out", str(out)]) == 0
+    blur = read_frames(out / "train" / "frames" / "blur")
+    sharp = read_frames(out / "train" / "frames" / "sharp")
+    assert blur[:, 0, 0, 0].mul(10).tolist() == pytest.approx([0.5, 3.5, 6.5], abs=0.02)   # windows 0-1, 3-4, 6-7
+    assert sharp[:, 0, 0, 0].mul(10).tolist() == pytest.approx([0, 3, 6], abs=0.02)

@@ -86,11 +86,12 @@ def _check_positive(**values) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
-def _write_sequence(folder: Path, blur: torch.Tensor, sharp: torch.Tensor, blur_gamma=None) -> None:
+def _write_sequence(folder: Path, blur, sharp, blur_gamma=None, first: int = 0) -> None:
+    """Write pairs numbered from ``first`` in GoPro naming (``000047.png``)."""
     from ..data.io import write_image
 
     for index in range(len(blur)):
-        name = f"{index:06d}.png"
+        name = f"{first + index:06d}.png"
         write_image(folder / "blur" / name, blur[index])
         write_image(folder / "sharp" / name, sharp[index])
         if blur_gamma is not None:
@@ -98,24 +99,39 @@ def _write_sequence(folder: Path, blur: torch.Tensor, sharp: torch.Tensor, blur_
 
 
 def _from_frames(args, out: Path) -> str:
+    """Stream the input, one exposure window at a time, so long captures need little memory."""
     from ..atomic import atomic_dir
-    from ..blur.formation import middle_index, window_average
-    from ..data.io import read_clip
+    from ..blur.formation import middle_index, temporal_average
+    from ..data.io import open_clip
+    from ..errors import InputError
 
     _check_positive(window=args.window, stride=args.stride)
     source = Path(args.source)
-    frames, fps = read_clip(source)
-    stride = args.stride or args.window
-    blur = window_average(frames, args.window, stride)
-    starts = torch.arange(len(blur)) * stride
-    sharp = frames[starts + middle_index(args.window)]
-    blur_gamma = window_average(frames, args.window, stride, gamma=args.gamma) if args.linear else None
+    fps, frames = open_clip(source)
+    window, stride = args.window, args.stride or args.window
     sequence = source.stem if source.is_file() else source.name
+    pairs = seen = 0
+    buffer = []                       # frames of the current window, oldest first
     with atomic_dir(out) as tmp:
-        _write_sequence(tmp / args.split / sequence, blur, sharp, blur_gamma)
-        _manifest(tmp, args, {"source": str(source), "input_frames": len(frames), "fps": fps,
-                              "window": args.window, "stride": stride, "pairs": len(blur)})
-    return f"{len(blur)} pairs from {len(frames)} frames (window {args.window}, stride {stride})"
+        folder = tmp / args.split / sequence
+        for position, frame in enumerate(frames):
+            seen = position + 1
+            if position < pairs * stride:        # stride > window: frames between exposures
+                continue
+            buffer.append(frame)
+            if len(buffer) == window:
+                stack = torch.stack(buffer)
+                gamma = temporal_average(stack, args.gamma, dim=0)[None] if args.linear else None
+                _write_sequence(folder, temporal_average(stack, dim=0)[None], stack[middle_index(window)][None],
+                                gamma, first=pairs)
+                pairs += 1
+                buffer = buffer[stride:] if stride < window else []
+        if pairs == 0:
+            raise InputError(f"{source}: a blur window of {window} frames needs at least {window} frames; "
+                             f"it has {seen}")
+        _manifest(tmp, args, {"source": str(source), "input_frames": seen, "fps": fps,
+                              "window": window, "stride": stride, "pairs": pairs})
+    return f"{pairs} pairs from {seen} frames (window {window}, stride {stride})"
 
 
 def _from_photos(args, out: Path) -> str:

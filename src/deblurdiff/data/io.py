@@ -297,3 +297,52 @@ def read_clip(path, max_frames: int | None = None) -> tuple[torch.Tensor, float 
         return read_image(path)[None], None
     _check_file(path)
     raise InputError(f"{path}: not a folder of frames or a video ({', '.join(VIDEO_EXTENSIONS)})")
+
+
+def _video_frames(path: Path, stream_index: int = 0):
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=stream_index):
+                array = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
+                yield torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: decoding failed ({exc}); the video may be corrupt") from None
+
+
+def _folder_frames(paths: list[Path]):
+    first = None
+    for path in paths:
+        frame = read_image(path)
+        if first is None:
+            first = (paths[0], frame.shape)
+        elif frame.shape != first[1]:
+            raise InputError(f"{path}: frame size {frame.shape[2]}x{frame.shape[1]} differs from "
+                             f"{first[0].name} ({first[1][2]}x{first[1][1]}); all frames of a clip must match")
+        yield frame
+
+
+def open_clip(path):
+    """Stream a folder of frames or a video: (fps or None, iterator of ``(3, H, W)`` frames).
+
+    Long high-frame-rate captures do not fit in memory as one tensor; this reads one frame at
+    a time, with the same checks as :func:`read_frames` / :func:`read_video`.
+    """
+    import av
+
+    path = Path(path)
+    if path.is_dir():
+        return None, _folder_frames(list_images(path))
+    _check_file(path)
+    if not is_video(path):
+        raise InputError(f"{path}: not a folder of frames or a video ({', '.join(VIDEO_EXTENSIONS)})")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: has no video stream; give a video file")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: not a readable video ({exc}); the file may be corrupt or not a video") from None
+    return rate, _video_frames(path)
