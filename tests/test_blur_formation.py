@@ -61,3 +61,16 @@ def test_progressive_blur_partial_exposures():
     assert torch.allclose(linear, temporal_average(frames, 2.2, dim=1), atol=1e-5)
     with pytest.raises(InputError):
         progressive_blur(frames, [1.5])
+
+
+def test_srgb_curve_known_values_and_round_trip():
+    from deblurdiff.blur.formation import from_linear, to_linear
+
+    x = torch.linspace(0, 1, 101)
+    assert torch.allclose(from_linear(to_linear(x, "srgb"), "srgb"), x, atol=1e-5)
+    assert to_linear(torch.tensor(0.5), "srgb").item() == pytest.approx(0.21404, abs=1e-4)
+    assert to_linear(torch.tensor(0.02), "srgb").item() == pytest.approx(0.02 / 12.92)
+    bw = torch.stack([torch.zeros(1, 1, 1), torch.ones(1, 1, 1)])
+    assert temporal_average(bw, "srgb", dim=0).item() == pytest.approx(1.055 * 0.5 ** (1 / 2.4) - 0.055, abs=1e-6)
+    with pytest.raises(InputError, match="gamma"):
+        to_linear(x, "rec709")

@@ -91,3 +91,12 @@ def test_items_collate_into_batches():
     data = build_dataset(DataConfig(source="scenes", mode="exposure", size=16, subframes=4, length=4))
     batch = next(iter(DataLoader(data, batch_size=2)))
     assert batch["blur"].shape == (2, 3, 16, 16) and batch["frames"].shape == (2, 4, 3, 16, 16)
+
+
+def test_gamma_option_accepts_srgb_and_rejects_nonsense():
+    base = dict(source="scenes", mode="image", size=16, subframes=4, length=1)
+    item = build_dataset(DataConfig(**base, options={"linear": True, "gamma": "srgb"}))[0]
+    from deblurdiff.blur.formation import temporal_average
+    assert torch.allclose(item["blur"], temporal_average(item["subframes"], "srgb", dim=0), atol=1e-6)
+    with pytest.raises(ConfigError, match="gamma"):
+        build_dataset(DataConfig(**base, options={"linear": True, "gamma": -1}))

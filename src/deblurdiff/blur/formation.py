@@ -6,6 +6,7 @@ Two conventions exist in the field and both are offered (CONVENTIONS.md):
   after 2019 use).
 * ``gamma=g`` — decode with the power-law camera response ``x ** g``, average in linear light,
   re-encode with ``x ** (1/g)`` (GoPro ``blur_gamma``; physically correct for a sensor).
+  ``gamma="srgb"`` uses the exact piecewise sRGB transfer curve instead of a pure power law.
 
 Frames are stacked on the frame axis ``dim`` (default ``-4``: ``(..., K, C, H, W)``). Everything
 is a tensor expression, so batches of clips cost one call.
@@ -20,17 +21,29 @@ from ..errors import InputError
 DEFAULT_GAMMA = 2.2
 
 
-def to_linear(x: torch.Tensor, gamma: float = DEFAULT_GAMMA) -> torch.Tensor:
-    """Gamma-encoded [0, 1] -> linear light (power-law camera response)."""
-    return x.clamp(0.0, 1.0) ** gamma
+def to_linear(x: torch.Tensor, gamma: float | str = DEFAULT_GAMMA) -> torch.Tensor:
+    """Gamma-encoded [0, 1] -> linear light (power law ``x ** gamma``, or ``"srgb"``)."""
+    x = x.clamp(0.0, 1.0)
+    if gamma == "srgb":
+        return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return x ** _exponent(gamma)
 
 
-def from_linear(x: torch.Tensor, gamma: float = DEFAULT_GAMMA) -> torch.Tensor:
-    """Linear light -> gamma-encoded [0, 1]."""
-    return x.clamp(0.0, 1.0) ** (1.0 / gamma)
+def from_linear(x: torch.Tensor, gamma: float | str = DEFAULT_GAMMA) -> torch.Tensor:
+    """Linear light -> gamma-encoded [0, 1] (inverse of :func:`to_linear`)."""
+    x = x.clamp(0.0, 1.0)
+    if gamma == "srgb":
+        return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+    return x ** (1.0 / _exponent(gamma))
 
 
-def temporal_average(frames: torch.Tensor, gamma: float | None = None, dim: int = -4) -> torch.Tensor:
+def _exponent(gamma) -> float:
+    if isinstance(gamma, str) or not gamma > 0:
+        raise InputError(f"gamma must be a positive number or 'srgb', got {gamma!r}")
+    return float(gamma)
+
+
+def temporal_average(frames: torch.Tensor, gamma: float | str | None = None, dim: int = -4) -> torch.Tensor:
     """Average sharp sub-frames along ``dim``; in linear light when ``gamma`` is given."""
     if frames.shape[dim] == 0:
         raise InputError("temporal_average needs at least one frame; got an empty frame axis")
@@ -40,7 +53,7 @@ def temporal_average(frames: torch.Tensor, gamma: float | None = None, dim: int 
 
 
 def window_average(frames: torch.Tensor, window: int, stride: int | None = None,
-                   gamma: float | None = None) -> torch.Tensor:
+                   gamma: float | str | None = None) -> torch.Tensor:
     """Blur a high-frame-rate clip ``(N, C, H, W)`` into ``(M, C, H, W)``.
 
     Output frame ``m`` is the average of frames ``m*stride ... m*stride+window-1`` (stride
@@ -64,7 +77,7 @@ def middle_index(count: int) -> int:
     return (count - 1) // 2
 
 
-def progressive_blur(frames: torch.Tensor, fractions, gamma: float | None = None) -> torch.Tensor:
+def progressive_blur(frames: torch.Tensor, fractions, gamma: float | str | None = None) -> torch.Tensor:
     """Partial exposures for BlurDM: the average over the first ``f`` of the exposure, per ``f``.
 
     ``frames`` ``(..., K, C, H, W)`` are K sub-frames, each standing for an equal slice of one

@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stride", type=int, default=None, help="--from: frames between window starts (default: --window)")
     parser.add_argument("--linear", action="store_true",
                         help="also write blur_gamma/: the average taken in linear light (GoPro's blur_gamma)")
-    parser.add_argument("--gamma", type=float, default=2.2, help="camera response exponent for --linear (default 2.2)")
+    parser.add_argument("--gamma", type=_gamma, default=2.2,
+                        help="camera response for --linear: an exponent (default 2.2) or 'srgb'")
     parser.add_argument("--split", default="train", help="split folder name (default train)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (--photos, --scenes)")
     parser.add_argument("--size", type=int, default=128, help="--scenes: frame size in pixels (default 128)")
@@ -40,6 +41,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--per-photo", type=int, default=1, help="--photos: shaken versions of each photo")
     parser.add_argument("--max-shift", type=float, default=None,
                         help="--photos: longest camera path in pixels (default 3%% of the short side)")
+
+
+def _gamma(text: str):
+    import argparse
+
+    if text.lower() == "srgb":
+        return "srgb"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'srgb', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"gamma must be positive, got {value}")
+    return value
 
 
 def run(args) -> int:

@@ -45,6 +45,7 @@ from ..blur.formation import DEFAULT_GAMMA, middle_index, temporal_average
 from ..blur.sources import training_seed
 from ..errors import ConfigError, InputError
 from .augment import augment
+from .synthetic import gamma_option
 from .io import is_image, is_video, list_images, natural_key, natural_sorted, read_image
 
 #: The 10 test videos of DeepVideoDeblurring's quantitative set (the other 61 are training).
@@ -100,7 +101,7 @@ class _Reader(Dataset, abc.ABC):
         self.stride = int(cfg.options.get("clip_stride", 1))
         if self.stride < 1:
             raise ConfigError(f"data.options.clip_stride must be >= 1, got {self.stride}")
-        self.gamma = float(cfg.options.get("gamma", DEFAULT_GAMMA)) if cfg.options.get("linear") else None
+        self.gamma = gamma_option(cfg.options.get("gamma", DEFAULT_GAMMA)) if cfg.options.get("linear") else None
         self.keep = set(cfg.options["sequences"]) if "sequences" in cfg.options else None
         self.epoch = 0
 

@@ -51,8 +51,17 @@ def _photos(options: dict) -> tuple:
     return photos
 
 
-def _gamma(options: dict) -> float | None:
-    return float(options.get("gamma", DEFAULT_GAMMA)) if options.get("linear", False) else None
+def gamma_option(value) -> float | str:
+    """``data.options.gamma``: a positive exponent or ``"srgb"``."""
+    if isinstance(value, str) and value.lower() == "srgb":
+        return "srgb"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"data.options.gamma must be a positive number or 'srgb', got {value!r}")
+    return float(value)
+
+
+def _gamma(options: dict) -> float | str | None:
+    return gamma_option(options.get("gamma", DEFAULT_GAMMA)) if options.get("linear", False) else None
 
 
 def _duty_range(options: dict) -> tuple[float, float]:
