@@ -1,7 +1,6 @@
 """The embedded benchmark: disjoint from training, deterministic, layout and readers."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
