@@ -94,3 +94,22 @@ def test_from_frames_with_gaps_between_exposures(tmp_path):
     sharp = read_frames(out / "train" / "frames" / "sharp")
     assert blur[:, 0, 0, 0].mul(10).tolist() == pytest.approx([0.5, 3.5, 6.5], abs=0.02)   # windows 0-1, 3-4, 6-7
     assert sharp[:, 0, 0, 0].mul(10).tolist() == pytest.approx([0, 3, 6], abs=0.02)
+
+
+def test_synth_output_reads_back_through_the_gopro_reader(tmp_path):
+    from deblurdiff.data import build_dataset
+    from deblurdiff.train.config import DataConfig
+
+    out = tmp_path / "scenes"
+    assert main(["synth", "--scenes", "2", "--frames", "3", "--size", "24", "--linear", "--out", str(out)]) == 0
+    pairs = build_dataset(DataConfig(source="gopro", root=str(out), crop=0, augment=False))
+    assert len(pairs) == 6
+    clips = build_dataset(DataConfig(source="gopro", mode="video", frames=3, root=str(out), crop=16,
+                                     blur_folder="blur_gamma"))
+    item = clips[1]
+    assert len(clips) == 2 and item["blur"].shape == (3, 3, 16, 16)
+    # Linear-light averages are never darker than gamma-encoded ones (power mean inequality).
+    plain = build_dataset(DataConfig(source="gopro", root=str(out), crop=0, augment=False))[0]["blur"]
+    linear = build_dataset(DataConfig(source="gopro", root=str(out), crop=0, augment=False,
+                                      blur_folder="blur_gamma"))[0]["blur"]
+    assert (linear - plain).min() >= -1.0 / 255
