@@ -100,3 +100,12 @@ def test_gamma_option_accepts_srgb_and_rejects_nonsense():
     assert torch.allclose(item["blur"], temporal_average(item["subframes"], "srgb", dim=0), atol=1e-6)
     with pytest.raises(ConfigError, match="gamma"):
         build_dataset(DataConfig(**base, options={"linear": True, "gamma": -1}))
+
+
+def test_noise_std_adds_gaussian_noise_to_the_blur_only():
+    base = dict(source="scenes", mode="exposure", size=32, subframes=4, length=1)
+    clean = build_dataset(DataConfig(**base))[0]
+    noisy = build_dataset(DataConfig(**base, options={"noise_std": 0.02}))[0]
+    assert torch.equal(clean["frames"], noisy["frames"])
+    difference = (noisy["blur"] - clean["blur"])[(clean["blur"] > 0.1) & (clean["blur"] < 0.9)]
+    assert abs(difference.std().item() - 0.02) < 0.003 and abs(difference.mean().item()) < 0.003

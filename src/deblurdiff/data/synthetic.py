@@ -10,7 +10,8 @@ benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
 
 * both: ``duty_cycle`` (float, or ``[low, high]`` drawn per item; default ``[0.5, 1.0]``),
   ``linear`` (bool: average in linear light with ``gamma``, default false), ``gamma`` (2.2),
-  ``photos`` (scikit-image photo names; benchmark photos are refused).
+  ``photos`` (scikit-image photo names; benchmark photos are refused), ``noise_std`` (Gaussian
+  sensor noise added to the blurred input, e.g. 0.01 as VDM-MD's measurement model; default 0).
 * ``scenes``: any field of :class:`deblurdiff.blur.scenes.SceneOptions`.
 * ``shake``: ``max_shift`` (pixels per frame, default ``size / 8``), ``max_rotation``
   (radians, 0.02), ``jitter`` (0.5); ``cfg.root`` may name a folder of the user's own photos.
@@ -30,7 +31,7 @@ from ..errors import ConfigError
 from .augment import augment
 
 MODES = ("image", "video", "exposure")
-_COMMON = {"duty_cycle", "linear", "gamma", "photos"}
+_COMMON = {"duty_cycle", "linear", "gamma", "photos", "noise_std"}
 _SHAKE = {"max_shift", "max_rotation", "jitter"}
 
 
@@ -86,6 +87,9 @@ class _Generated(Dataset):
         self.photos = _photos(self.options)
         self.gamma = _gamma(self.options)
         self.duty = _duty_range(self.options)
+        self.noise_std = float(self.options.get("noise_std", 0.0))
+        if not self.noise_std >= 0:
+            raise ConfigError(f"data.options.noise_std must be >= 0, got {self.options['noise_std']!r}")
 
     def __len__(self) -> int:
         return self.cfg.length
@@ -97,11 +101,15 @@ class _Generated(Dataset):
 
     def _crop(self, item: dict, seed: int) -> dict:
         """A random aligned ``cfg.crop`` window when it is smaller than the rendered ``cfg.size``
-        (rendering larger and cropping gives objects entering and leaving the view)."""
+        (rendering larger and cropping gives objects entering and leaving the view), then the
+        optional sensor noise on the blurred input."""
         crop = self.cfg.crop
-        if not crop or crop >= self.cfg.size:
-            return item
-        return augment(item, torch.Generator().manual_seed(seed ^ 0xC409), crop=crop, flips=False, rotate=False)
+        if crop and crop < self.cfg.size:
+            item = augment(item, torch.Generator().manual_seed(seed ^ 0xC409), crop=crop, flips=False, rotate=False)
+        if self.noise_std > 0:
+            noise = torch.randn(item["blur"].shape, generator=torch.Generator().manual_seed(seed ^ 0x0015E))
+            item["blur"] = (item["blur"] + self.noise_std * noise).clamp(0, 1)
+        return item
 
     def _duty(self, seed: int) -> float:
         low, high = self.duty
