@@ -89,10 +89,15 @@ def test_dps_through_a_decoder(problem):
     the latent_std rescale) on latent clips (B, F, 1, 1, DIM); the decoded average must fit y."""
     from deblurdiff.diffusion import DecodedTemporalAverage
 
-    decoder = torch.nn.Conv2d(1, 1, 1)
-    with torch.no_grad():
-        decoder.weight.fill_(2.0)
-        decoder.bias.fill_(0.1)
+    class AffineDecoder(torch.nn.Module):  # a 1x1 "conv" as einsum: Conv2d is slow on 1x2 images on CPU
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.full((1, 1), 2.0))
+
+        def forward(self, z):
+            return torch.einsum("oc,bchw->bohw", self.weight, z) + 0.1
+
+    decoder = AffineDecoder()
     operator = DecodedTemporalAverage(decoder, frames_dim=1, latent_std=0.5)
     latent_denoiser = problem["denoiser"]  # prior over the 6 latent numbers of a clip
     y = problem["y"].float().view(1, 1, 1, DIM).expand(64, 1, 1, DIM)
