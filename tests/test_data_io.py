@@ -121,3 +121,15 @@ def test_real_files_of_other_kinds(shared_data):
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
     jpeg = read_image(real / "misc_blur_only" / "NAFNet_demo_blurry.jpg")
     assert jpeg.shape == (3, 720, 1280)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((10, 20, 3), np.uint8)
+    pixels[:, :5] = 255                         # a white band on the left of the stored image
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6                            # "rotate 90 degrees clockwise to display"
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = read_image(tmp_path / "phone.jpg")
+    assert upright.shape == (3, 20, 10)
+    assert upright[:, :5].mean() > 0.9 and upright[:, -5:].mean() < 0.1   # the band is now on top

@@ -4,6 +4,7 @@ Images load as RGB float32 tensors ``(3, H, W)`` in [0, 1], whatever is stored:
 
 * 8-bit and 16-bit (PNG, TIFF) integer images are divided by 255 / 65535;
 * grayscale is repeated to three channels, palette images are expanded;
+* an EXIF orientation tag (phone and camera JPEGs) is applied, so photos come out upright;
 * an alpha channel is handled by ``alpha=``: ``"drop"`` (default: keep the stored colour),
   ``"white"`` or ``"black"`` (composite over that background).
 
@@ -113,6 +114,10 @@ def _decode(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
+            if image.getexif().get(0x0112, 1) != 1:     # camera photos stored sideways
+                from PIL import ImageOps
+
+                image = ImageOps.exif_transpose(image)
             if image.mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
