@@ -4,7 +4,7 @@ Workload: ``deblurdiff.train.reference.TinyConvDeblur`` (32 channels, 2 residual
 synthetic blur pairs, batch 4, AdamW + EMA, no checkpoints or validation inside the timed window.
 Figures: the trainer's samples/s with fp32, channels_last, bf16 autocast and both (ratios against
 fp32 in the same run, best of ``ROUNDS`` interleaved rounds), and the trainer's overhead against a
-bare PyTorch loop (same model, batches already in memory, no EMA/seeding/logging).
+bare PyTorch loop (same model and items, no EMA/seeding/DataLoader/accelerate/logging).
 Throughput is read from ``final/training.json`` (steps after the first, so start-up is excluded).
 """
 from __future__ import annotations
@@ -46,14 +46,14 @@ def trainer_throughput(mixed_precision: str, channels_last: bool) -> float:
 
 
 def bare_loop_throughput() -> float:
-    """The floor of what any trainer can do: forward, backward, AdamW step on in-memory batches."""
+    """The floor of what any trainer can do: make the batch, forward, backward, AdamW step."""
     torch.manual_seed(0)
     model = TinyConvDeblur(**MODEL)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     data = SyntheticBlurPairs(length=BATCH * STEPS, size=CROP, seed=1)
-    batches = [torch.utils.data.default_collate([data[i * BATCH + j] for j in range(BATCH)]) for i in range(STEPS)]
     clock = []
-    for batch in batches:
+    for i in range(STEPS):
+        batch = torch.utils.data.default_collate([data[i * BATCH + j] for j in range(BATCH)])
         loss = model.training_loss(batch)["loss"]
         loss.backward()
         optimizer.step()

@@ -345,3 +345,20 @@ def test_untrainable_method_is_a_config_error(tmp_path):
     cfg = parse_config(raw_config())
     with pytest.raises(ConfigError, match="nothing to train"):
         run(cfg, tmp_path, method=DeblurMethod())
+
+
+@pytest.mark.slow
+def test_cli_trains_and_resumes_the_toy_config(tmp_path):
+    base = [PY, "-m", "deblurdiff", "train", str(REPO / "configs/toy-tiny.yaml"), "--out", str(tmp_path),
+            "--set", "train.ckpt_every=2", "--set", "train.val_every=0", "--set", "train.batch_size=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(base + ["--max-steps", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = subprocess.run(base + ["--max-steps", "3"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 2 and "--resume auto" in again.stderr
+    resumed = subprocess.run(base + ["--max-steps", "3", "--resume", "auto"], capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout
+    assert json.loads((tmp_path / "final/training.json").read_text())["step"] == 3
+    TinyConvDeblur.from_pretrained(tmp_path / "final")
