@@ -145,6 +145,7 @@ def run(args) -> int:
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     print(f"{args.method} on {layout}/{args.part} ({len(scorer.cases)} cases): " + "  ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} unavailable" for k, v in summary.items()))
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} " + ("unavailable" if k in scorer.unavailable else "n/a")
+        for k, v in summary.items()))
     print(f"wrote {out}")
     return 0

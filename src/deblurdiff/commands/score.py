@@ -81,7 +81,8 @@ def run(args) -> int:
             print(p.name + "  " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "name"))
     summary = scorer.summary()
     print(f"{len(pairs)} image pair(s): " + "  ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} unavailable" for k, v in summary.items()))
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} " + ("unavailable" if k in scorer.unavailable else "n/a")
+        for k, v in summary.items()))
     if args.json:
         print(json.dumps(summary))
     return 0
