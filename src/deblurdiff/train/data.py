@@ -90,7 +90,7 @@ def batch_stream(dataset: Dataset, sampler: ShardedBatches, num_workers: int = 0
     """Endless iterator of collated batches; ``sampler.position`` always names the next batch."""
     seeded = SeededItems(dataset)
     while True:
-        loader = DataLoader(seeded, batch_sampler=list(sampler.epoch_batches()), num_workers=num_workers,
+        loader = DataLoader(seeded, batch_sampler=sampler.epoch_batches(), num_workers=num_workers,
                             pin_memory=pin_memory)
         for batch in loader:
             sampler.position.batch += 1
