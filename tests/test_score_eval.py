@@ -80,3 +80,31 @@ def test_eval_errors_are_user_errors(tmp_path, capsys):
     assert main(["eval", "--method", "identity", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "r.json")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+class _ReversedOracle:
+    """An exposure 'method' that returns the true sub-frames in reversed time order."""
+
+    kind, name, last_run = "exposure", "oracle", {"seconds_per_frame": 0.0}
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def deblur(self, blur, steps=None, seed=0):
+        return self.frames.flip(0)
+
+
+def test_exposure_scoring_uses_better_order_middle_frame_and_reblur():
+    import torch
+    from deblurdiff.commands.evaluate import evaluate
+    from deblurdiff.metrics import Scorer
+
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(10, 3, 16, 16, generator=g) * 255).round() / 255
+    item = {"blur": frames.mean(0), "frames": frames, "sharp": frames[4]}
+    scorer = Scorer("psnr,ssim")
+    row = evaluate(_ReversedOracle(frames), [item], "exposure", scorer)[0]
+    assert row["reversed"] is True and row["psnr"] == float("inf") and row["ssim"] == pytest.approx(1.0)
+    assert row["reblur_psnr"] > 40
+    # without reordering, the middle output frame (index 4) would be true frame 5: not a match
+    assert float(psnr(frames.flip(0)[4:5], frames[4:5])) < 20

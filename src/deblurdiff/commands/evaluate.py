@@ -65,6 +65,7 @@ def open_dataset(data: Path, layout: str | None, part: str, frames: int | None =
 
 def evaluate(deblurrer, dataset, part: str, scorer, steps=None, seed: int = 0, limit=None, progress=None) -> list[dict]:
     """Score ``deblurrer`` on ``dataset``; rows are recorded in ``scorer`` and returned."""
+    from ..blur.formation import middle_index
     from ..errors import InputError
     from ..metrics import best_order, reblur_psnr, temporal_error
 
@@ -81,7 +82,7 @@ def evaluate(deblurrer, dataset, part: str, scorer, steps=None, seed: int = 0, l
         out = deblurrer.deblur(blur, steps=steps, seed=seed)
         extra = {"seconds_per_frame": deblurrer.last_run.get("seconds_per_frame")}
         if part == "image":
-            pred = out[len(out) // 2] if kind == "exposure" else out
+            pred = out[middle_index(len(out))] if kind == "exposure" else out
             row = scorer.add(pred[None], item["sharp"][None], [name], **extra)[0]
         elif part == "video":
             pred, gt = out, item["sharp"]
@@ -98,7 +99,7 @@ def evaluate(deblurrer, dataset, part: str, scorer, steps=None, seed: int = 0, l
                                      f"{item['frames'].shape[0]}; evaluate with matching --frames")
                 ordered = best_order(frames[None], item["frames"][None], scorer.convention)
                 middle = frames.flip(0) if bool(ordered["reversed"]) else frames
-                row = scorer.add(middle[len(middle) // 2][None], item["sharp"][None], [name], **extra,
+                row = scorer.add(middle[middle_index(len(middle))][None], item["sharp"][None], [name], **extra,
                                  reblur_psnr=reblur_psnr(frames[None], blur[None], scorer.convention),
                                  reversed=bool(ordered["reversed"]))[0]
             else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..blur.formation import middle_index
 from ..errors import InputError
 from .image import Convention, psnr, ssim, to_255
 
@@ -37,8 +38,8 @@ def temporal_error(pred: torch.Tensor, target: torch.Tensor, quantize: bool = Tr
 def best_order(frames: torch.Tensor, target: torch.Tensor, convention: Convention = Convention()) -> dict:
     """Score (B, K, C, H, W) frames against the truth in the better of both time orders.
 
-    Returns per-case tensors: ``psnr``/``ssim`` of the middle frame (index K // 2, the 5th of 10
-    counted from 0 as in VDM-MD's protocol after choosing the order), ``psnr_all`` (mean over
+    Returns per-case tensors: ``psnr``/``ssim`` of the middle frame (``blur.formation.middle_index``: the 5th
+    of 10, as in VDM-MD's protocol, after choosing the order), ``psnr_all`` (mean over
     frames) and ``reversed`` (True where the reversed order has the lower clip MSE).
     """
     if frames.shape != target.shape or frames.dim() != 5:
@@ -53,7 +54,7 @@ def best_order(frames: torch.Tensor, target: torch.Tensor, convention: Conventio
     mse = lambda x: (to_255(x, convention.quantize) - truth).pow(2).flatten(1).mean(dim=1)
     rev = mse(frames.flip(1)) < mse(frames)
     ordered = torch.where(rev.view(b, 1, 1, 1, 1), frames.flip(1), frames)
-    mid = k // 2
+    mid = middle_index(k)
     return {"psnr": psnr(ordered[:, mid], target[:, mid], convention),
             "ssim": ssim(ordered[:, mid], target[:, mid], convention),
             "psnr_all": torch.where(rev.view(b, 1), backward, forward).mean(dim=1), "reversed": rev}
