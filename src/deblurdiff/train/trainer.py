@@ -214,7 +214,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
     last_saved = step if checkpoint is not None else None
     ctx = {"optimizer": None, "scheduler": None, "stage": None}
-    step_clock = []  # perf_counter after each step of this process: throughput without start-up cost
+    step_clock = []  # (wall, process CPU) time after each step: throughput without start-up cost
 
     def save_checkpoint():
         partial = partial_path(ckpt_root, step)
@@ -318,7 +318,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                                "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                                **{f"train/{k}": v for k, v in extras.items()}}
                 log_run.step(step, scalars, {"loss": loss_value, "lr": lr_used})
-                step_clock.append(time.perf_counter())
+                step_clock.append((time.perf_counter(), time.process_time()))
 
                 if tc.val_every > 0 and val_dataset is not None and step % tc.val_every == 0:
                     if main:
@@ -348,11 +348,11 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
             with atomic_dir(final) as tmp, ema.swapped_in():
                 method.save_pretrained(tmp)
                 timed = len(step_clock) - 1
-                seconds = step_clock[-1] - step_clock[0] if timed > 0 else 0.0
+                seconds, cpu_seconds = ((step_clock[-1][i] - step_clock[0][i]) if timed > 0 else 0.0 for i in (0, 1))
                 samples = timed * tc.batch_size * tc.grad_accum * world
                 write_json(tmp / "training.json", {
                     "step": step, "of": total, "method": cfg.method, "bad_steps": bad_total,
-                    "throughput": {"timed_steps": timed, "seconds": seconds,
+                    "throughput": {"timed_steps": timed, "seconds": seconds, "cpu_seconds_main_process": cpu_seconds,
                                    "samples_per_s": samples / seconds if seconds > 0 else None},
                     "config": dataclasses.asdict(cfg)})
             say(f"done: step {step}/{total}; EMA weights in {final}")
