@@ -327,3 +327,18 @@ def test_tiny_configs_build_and_differ_only_in_lambda():
     assert tiny.stages == ablation.stages and tiny.data == ablation.data and tiny.train == ablation.train
     assert [s.name for s in tiny.stages] == ["autoencoder", "stage1", "stage2"]
     assert tiny.stages[1].trainable == [r"image_encoder_2\..*"]
+
+
+@torch.no_grad()
+def test_shipped_checkpoint_loads_and_restores():
+    from deblurdiff.api import load_method
+    from deblurdiff.methods import shipped_checkpoint
+
+    if not (shipped_checkpoint("vdd") / "config.json").is_file():
+        pytest.skip("no shipped VDD checkpoint in this tree")
+    model = load_method("vdd")
+    assert isinstance(model, VDD) and model.latent_scale > 0 and float(model.latent_scale_value) > 0
+    blurred = clip_batch(batch=1, frames=4, size=20)["blur"]
+    out = model.restore(blurred, steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == blurred.shape and torch.isfinite(out).all()
+    assert (out - blurred).abs().mean() < 0.1, "the shipped model should stay close to its input on a tiny clip"
