@@ -6,7 +6,18 @@ from pathlib import Path
 HELP = "train a method from a YAML config (resumable; runs under accelerate launch / torchrun for DDP)"
 
 
+EPILOG = """several processes (DDP, one per GPU or CPU process):
+  torchrun --standalone --nproc_per_node N -m deblurdiff train CONFIG.yaml     (CPU: gloo; GPU: nccl)
+  accelerate launch --multi_gpu --num_processes N -m deblurdiff train CONFIG.yaml   (GPUs)
+train.batch_size is per process. Output: OUT/checkpoints/step-XXXXXX/ (last train.keep_last kept),
+OUT/final/ (EMA weights, loads with from_pretrained), OUT/tensorboard/."""
+
+
 def add_arguments(parser) -> None:
+    import argparse
+
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("config", help="YAML experiment config (see configs/*.yaml)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: runs/<config name>); checkpoints in OUT/checkpoints, "
