@@ -119,7 +119,8 @@ def main(root: Path) -> dict:
     else:
         figures["lpips"] = "unavailable (run `deblurdiff weights lpips`)"
     settings = {"benchmark": str(root), "kernel_size": kernel_size, "wiener_balance": Wiener().config.balance,
-                "rl_iterations": RichardsonLucy().config.iterations, "threads": torch.get_num_threads()}
+                "rl_iterations": RichardsonLucy().config.iterations,
+                "blind_final_balance": BlindDeconvolution().config.final_balance, "threads": torch.get_num_threads()}
     return report("metrics", figures, settings, table=rows)
 
 
