@@ -26,8 +26,8 @@ def lpips_weights():
 
 
 def _load(path):
-    from PIL import Image
-    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    from deblurdiff.data.io import read_image
+    return read_image(path)[None]
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])
