@@ -144,6 +144,17 @@ def test_save_load_round_trip_keeps_latent_scale(tmp_path):
     assert torch.equal(run(model), run(loaded))
 
 
+def test_resumed_model_saves_its_latent_scale_in_the_config(tmp_path):
+    """The trainer rebuilds a model from the YAML (latent_scale unset) and loads the weights."""
+    trained = tiny()
+    trained.training_loss(batch("prior"))
+    rebuilt = tiny()
+    rebuilt.load_state_dict(trained.state_dict())
+    assert rebuilt.config.latent_scale is None
+    rebuilt.save_pretrained(tmp_path)
+    assert VDMMD.from_pretrained(tmp_path).config.latent_scale == pytest.approx(float(trained.latent_std))
+
+
 def test_configs_build_the_intended_models():
     from deblurdiff.train.config import load_config
 

@@ -185,6 +185,13 @@ class VDMMD(DeblurMethod):
         loss = (weight * per_sample).mean()
         return {"loss": loss, "mse": per_sample.mean().detach(), "latent_scale": self.latent_std.detach().clone()}
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Keep the config's ``latent_scale`` equal to the buffer (a resumed run rebuilds the
+        model from the YAML, whose ``latent_scale`` is unset, then loads the buffer)."""
+        if float(self.latent_std) > 0:
+            self.register_to_config(latent_scale=float(self.latent_std))
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     # ------------------------------------------------------------------ inference
     def _check_ready(self):
         if float(self.latent_std) <= 0:
