@@ -20,6 +20,8 @@ IMAGE_METHODS = [("identity", None), ("blind", None), ("nafnet", None), ("mimo-u
                  ("blurdm", "nafnet"), ("blurdm", "mimo-unet")]
 VIDEO_METHODS = [("identity", None), ("divd", None), ("vdd", None)]
 EXPOSURE_METHODS = [("vdm-md", None)]
+#: methods whose sampler takes a step count; BlurDM's 5-step chain is fixed by training
+STEPPED = {"divd", "vdd", "vdm-md"}
 
 
 def add_arguments(p):
@@ -73,7 +75,8 @@ class Demo:
         return f"assets/{rel}"
 
     def run_method(self, model, x, **kw):
-        kw.setdefault("steps", self.args.steps)
+        if model.name in STEPPED:
+            kw.setdefault("steps", self.args.steps)
         return model.deblur(x, seed=0, progress=False, **kw)
 
     def uncertainty(self, model, x, label, case_rel):
