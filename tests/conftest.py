@@ -1,5 +1,4 @@
 """Shared fixtures. Tests may read ../shared (read-only reference data) and skip without it."""
-import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the suite's tensors are tiny, and on 2 shared cores a second thread made small
+# convolutions 4-5x slower (thread hand-off dominates), measured on test_autoencoder.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
