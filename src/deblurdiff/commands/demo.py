@@ -20,18 +20,19 @@ IMAGE_METHODS = [("identity", None), ("blind", None), ("nafnet", None), ("mimo-u
                  ("blurdm", "nafnet"), ("blurdm", "mimo-unet")]
 VIDEO_METHODS = [("identity", None), ("divd", None), ("vdd", None)]
 EXPOSURE_METHODS = [("vdm-md", None)]
-#: methods whose sampler takes a step count; BlurDM's 5-step chain is fixed by training
-STEPPED = {"divd", "vdd", "vdm-md"}
+#: sampling steps per method in the demo (its budget is a few minutes on 2 cores); BlurDM's
+#: 5-step chain is fixed by training and the regressors take no steps.
+DEMO_STEPS = {"divd": 10, "vdd": 10, "vdm-md": 20}
 
 
 def add_arguments(p):
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
-    p.add_argument("--images", type=int, default=3, help="image cases shown")
-    p.add_argument("--clips", type=int, default=2, help="video clips shown")
-    p.add_argument("--exposures", type=int, default=3, help="exposure cases shown")
-    p.add_argument("--frames", type=int, default=8, help="frames per clip")
+    p.add_argument("--images", type=int, default=2, help="image cases shown")
+    p.add_argument("--clips", type=int, default=1, help="video clips shown")
+    p.add_argument("--exposures", type=int, default=2, help="exposure cases shown")
+    p.add_argument("--frames", type=int, default=6, help="frames per clip")
     p.add_argument("--steps", type=int, default=None, help="sampling steps for diffusion methods (default: each method's)")
-    p.add_argument("--samples", type=int, default=3, help="draws for the uncertainty maps")
+    p.add_argument("--samples", type=int, default=2, help="draws for the uncertainty maps")
     p.add_argument("--quick", action="store_true", help="one case per part and few steps (for tests)")
     p.add_argument("--quiet", action="store_true")
 
@@ -75,8 +76,8 @@ class Demo:
         return f"assets/{rel}"
 
     def run_method(self, model, x, **kw):
-        if model.name in STEPPED:
-            kw.setdefault("steps", self.args.steps)
+        if model.name in DEMO_STEPS:
+            kw.setdefault("steps", self.args.steps or DEMO_STEPS[model.name])
         return model.deblur(x, seed=0, progress=False, **kw)
 
     def uncertainty(self, model, x, label, case_rel):
@@ -97,7 +98,7 @@ class Demo:
             model = self.load(name, backbone)
             if model is None:
                 continue
-            self.say(f"  {title}: {label}")
+            self.say(f"  {title}: {label} ...")
             scores, seconds, frames = [], 0.0, 0
             for i, case in enumerate(cases):
                 result = run_case(model, case)
@@ -111,6 +112,7 @@ class Demo:
             for key in scores[0]:
                 row[key] = sum(s[key] for s in scores) / len(scores)
             row["s/frame"] = seconds / max(frames, 1)
+            self.say(f"    {seconds:.1f} s")
             rows.append(row)
         html = [metrics_table(rows, list(dict.fromkeys(k for r in rows for k in r)))]
         for i, case in enumerate(cases):
