@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .nafnet import LayerNorm2d
+
 
 def relative_position_index(frames: int, window: int) -> torch.Tensor:
     """``(L, L)`` long tensor, ``L = frames*window**2``: the bias-table row for each token pair.
@@ -126,20 +128,6 @@ class WindowTemporalAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=chunk_mask)
             outs.append(self.proj(rearrange(out, "n h l d -> n l (h d)")))
         return torch.cat(outs) if len(outs) > 1 else outs[0]
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of an NCHW map (what NAFNet and ConvNeXt use)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class WTSABlock(nn.Module):
