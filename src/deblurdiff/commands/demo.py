@@ -23,6 +23,8 @@ EXPOSURE_METHODS = [("vdm-md", None)]
 #: sampling steps per method in the demo (its budget is a few minutes on 2 cores); BlurDM's
 #: 5-step chain is fixed by training and the regressors take no steps.
 DEMO_STEPS = {"divd": 10, "vdd": 10, "vdm-md": 20}
+#: methods whose uncertainty map the demo draws (each costs `samples` more runs; these are cheap)
+UNCERTAINTY = {"blurdm", "vdm-md"}
 
 
 def add_arguments(p):
@@ -30,7 +32,7 @@ def add_arguments(p):
     p.add_argument("--images", type=int, default=2, help="image cases shown")
     p.add_argument("--clips", type=int, default=1, help="video clips shown")
     p.add_argument("--exposures", type=int, default=2, help="exposure cases shown")
-    p.add_argument("--frames", type=int, default=6, help="frames per clip")
+    p.add_argument("--frames", type=int, default=4, help="frames per clip")
     p.add_argument("--steps", type=int, default=None, help="sampling steps for diffusion methods (default: each method's)")
     p.add_argument("--samples", type=int, default=2, help="draws for the uncertainty maps")
     p.add_argument("--quick", action="store_true", help="one case per part and few steps (for tests)")
@@ -106,7 +108,7 @@ class Demo:
                 frames += model.last_run["input_shape"][0] * (model.last_run["input_shape"][1] if model.kind == "video" else 1)
                 scores.append(score_case(result, case))
                 strips[i].append((f"{label} {scores[-1].get('psnr', 0):.2f} dB", self.save(f"{title}/{i}/{label}", result)))
-                if model.model.stochastic and i == 0 and self.args.samples > 1:
+                if name in UNCERTAINTY and i == 0 and self.args.samples > 1:
                     strips[i].append((f"{label} uncertainty", self.uncertainty(model, case["blur"], label, f"{title}/{i}")))
             row = {"method": label}
             for key in scores[0]:
