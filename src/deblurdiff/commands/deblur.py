@@ -50,11 +50,8 @@ def _plan(args, kind):
     if out.resolve() == src.resolve():
         raise InputError(f"-o {out} is the input itself; choose another output path (inputs are never overwritten)")
     if src.is_dir():
-        try:
-            out.resolve().relative_to(src.resolve())
+        if out.resolve().is_relative_to(src.resolve()):
             raise InputError(f"-o {out} lies inside the input folder {src}; choose a path outside it")
-        except ValueError:
-            pass
         files = list_images(src)
         if kind == "video" and not args.images:
             return "frames", files

@@ -223,16 +223,20 @@ def _write_png48(path: Path, array: np.ndarray) -> None:
             container.mux(packet)
 
 
+def stack_frames(frames: list, paths: list) -> torch.Tensor:
+    """Frames read from ``paths`` -> ``(F, C, H, W)``; an error names the first frame of another size."""
+    first = frames[0].shape
+    for frame, path in zip(frames, paths):
+        if frame.shape != first:
+            raise InputError(f"{path}: frame size {frame.shape[2]}x{frame.shape[1]} differs from "
+                             f"{Path(paths[0]).name} ({first[2]}x{first[1]}); all frames of a clip must match")
+    return torch.stack(frames)
+
+
 def read_frames(folder) -> torch.Tensor:
     """A folder of frames (natural order) -> ``(F, 3, H, W)``; all frames must share one size."""
     paths = list_images(folder)
-    frames = [read_image(p) for p in paths]
-    first = frames[0].shape
-    for path, frame in zip(paths, frames):
-        if frame.shape != first:
-            raise InputError(f"{path}: frame size {frame.shape[2]}x{frame.shape[1]} differs from "
-                             f"{paths[0].name} ({first[2]}x{first[1]}); all frames of a clip must match")
-    return torch.stack(frames)
+    return stack_frames([read_image(p) for p in paths], paths)
 
 
 def read_video(path, max_frames: int | None = None) -> tuple[torch.Tensor, float]:

@@ -46,7 +46,7 @@ from ..blur.sources import training_seed
 from ..errors import ConfigError, InputError
 from .augment import augment
 from .synthetic import gamma_option
-from .io import is_image, is_video, list_images, natural_key, natural_sorted, read_image
+from .io import is_image, is_video, list_images, natural_key, natural_sorted, read_image, stack_frames
 
 #: The 10 test videos of DeepVideoDeblurring's quantitative set (the other 61 are training).
 DVD_TEST_SEQUENCES = ("720p_240fps_2", "IMG_0003", "IMG_0021", "IMG_0030", "IMG_0031", "IMG_0032",
@@ -162,18 +162,9 @@ class PairedDataset(_Reader):
             blur, sharp = pairs[start]
             return self._finish({"blur": read_image(blur), "sharp": read_image(sharp)}, index, blur)
         window = pairs[start:start + self.cfg.frames]
-        blur = _stack([read_image(b) for b, _ in window], [b for b, _ in window])
-        sharp = _stack([read_image(s) for _, s in window], [s for _, s in window])
+        blur = stack_frames([read_image(b) for b, _ in window], [b for b, _ in window])
+        sharp = stack_frames([read_image(s) for _, s in window], [s for _, s in window])
         return self._finish({"blur": blur, "sharp": sharp}, index, window[0][0], reverse_keys=("blur", "sharp"))
-
-
-def _stack(frames: list, paths: list) -> torch.Tensor:
-    first = frames[0].shape
-    for frame, path in zip(frames, paths):
-        if frame.shape != first:
-            raise InputError(f"{path}: frame size {frame.shape[2]}x{frame.shape[1]} differs from "
-                             f"{Path(paths[0]).name} ({first[2]}x{first[1]}); all frames of a clip must match")
-    return torch.stack(frames)
 
 
 class GoProDataset(PairedDataset):
@@ -264,7 +255,7 @@ class _FramesClip:
 
     def read(self, start: int, count: int) -> torch.Tensor:
         paths = self.paths[start:start + count]
-        return _stack([read_image(p) for p in paths], paths)
+        return stack_frames([read_image(p) for p in paths], paths)
 
 
 class _ArrayClip:
