@@ -2,8 +2,15 @@
 
 ``PixelUnshuffle(4)`` of each input -> concat -> conv to ``width`` -> ``resblocks`` ResBlocks ->
 convs ``width -> 2 width -> 2 width -> dim`` -> global average pool -> MLP ``dim -> dim -> dim``
-(official: width 64, dim 256, 6 ResBlocks). The sharp encoder is ``LE(blur, sharp)``, the blur
-encoder ``LE(blur, blur)``: the same architecture with separate weights.
+-> LayerNorm without affine parameters (official: width 64, dim 256, 6 ResBlocks, no norm).
+
+The final norm is ours: it fixes the latent's scale at unit RMS. Without it the tiny encoders'
+latents came out near 0.14 RMS, below BlurDM's start noise ``beta_bar_T = 0.18``, so the chain
+began from noise rather than from ``Z_blur + small noise`` and the trained priors carried little
+information. It has no parameters, so official weights still load.
+
+The sharp encoder is ``LE(blur, sharp)``, the blur encoder ``LE(blur, blur)``: the same
+architecture with separate weights.
 """
 from __future__ import annotations
 
@@ -41,8 +48,9 @@ class LatentEncoder(nn.Module):
                                   nn.Conv2d(2 * width, 2 * width, 3, padding=1), act(),
                                   nn.Conv2d(2 * width, dim, 3, padding=1), act())
         self.mlp = nn.Sequential(nn.Linear(dim, dim), act(), nn.Linear(dim, dim), act())
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.unshuffle(pad_to_multiple(im, self.downscale)[0]) for im in images], dim=1)
         x = self.tail(self.body(self.head(x)))
-        return self.mlp(reduce(x, "b c h w -> b c", "mean"))
+        return self.norm(self.mlp(reduce(x, "b c h w -> b c", "mean")))
