@@ -33,6 +33,18 @@ def test_shapes_any_size(h, w):
     assert LatentEncoder(width=8, dim=16, resblocks=1)(x, x).shape == (2, 16)
 
 
+def test_latent_encoder_output_has_unit_scale():
+    """Each latent is centred with unit RMS whatever the input's contrast, so BlurDM's start noise
+    (beta_bar_T = 0.18) stays small against it."""
+    torch.manual_seed(0)
+    encoder = LatentEncoder(width=8, dim=32, resblocks=1)
+    for scale in (0.01, 1.0):
+        x = scale * torch.randn(3, 3, 24, 24)
+        z = encoder(x, x)
+        torch.testing.assert_close(z.mean(dim=1), torch.zeros(3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(z.square().mean(dim=1), torch.ones(3), atol=1e-2, rtol=0)
+
+
 def test_prior_fusion_identity_at_init_and_affine_after():
     pfm = PriorFusion(16, 4)
     x, z = torch.randn(2, 4, 5, 5), torch.randn(2, 16)
