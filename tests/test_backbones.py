@@ -52,7 +52,7 @@ def test_prior_fusion_identity_at_init_and_affine_after():
     assert pfm(x, None) is x
     with torch.no_grad():
         pfm.kernel.weight.normal_()
-    k, v = (pfm.kernel.weight @ z.T).T.chunk(2, dim=1)
+    k, v = (pfm.kernel.weight @ z.T / 16 ** 0.5).T.chunk(2, dim=1)   # the prior enters at fan-in scale
     torch.testing.assert_close(pfm(x, z), x * (1 + k[..., None, None]) + v[..., None, None])
     # an untrained fused backbone equals the plain backbone with the same weights
     torch.manual_seed(0)
