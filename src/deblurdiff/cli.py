@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "deblurdiff.commands.compare",
     "bench": "deblurdiff.commands.bench",
     "weights": "deblurdiff.commands.weights",
+    "photos": "deblurdiff.commands.photos",
     "demo": "deblurdiff.commands.demo",
 }
 

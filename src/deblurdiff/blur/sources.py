@@ -1,10 +1,11 @@
 """Photo pools and seed ranges, split so that training never sees the embedded benchmark.
 
-The photos bundled with scikit-image (``skimage.data``) are the only natural images that ship
-with the installed dependencies, so they serve as scene backgrounds and camera-shake sources.
+The photos bundled with scikit-image (``skimage.data``) ship with the installed dependencies.
 They are split in two disjoint lists: :data:`BENCHMARK_PHOTOS` (used only by
-``deblurdiff.blur.benchmark``) and :data:`TRAIN_PHOTOS` (used by the ``scenes`` and ``shake``
-training sources). ``chelsea`` and ``cat`` are the same picture, so both names are benchmark.
+``deblurdiff.blur.benchmark``) and :data:`TRAIN_PHOTOS`. ``chelsea`` and ``cat`` are the same
+picture, so both names are benchmark. The training sources (``scenes``, ``shake``) draw from the
+photo pool of ``deblurdiff photos fetch`` (natural photographs, ``pool:package/name``; see
+``deblurdiff.blur.photos``) when it is installed, and from :data:`TRAIN_PHOTOS` otherwise.
 
 Seeds are split the same way: training items draw from ``[0, TRAIN_SEED_LIMIT)`` (see
 :func:`training_seed`), the benchmark from ``[BENCHMARK_SEED_BASE, ...)``.
@@ -39,15 +40,43 @@ def training_seed(base_seed: int, index: int, split: str = "train") -> int:
     return int(state[0] % np.uint64(TRAIN_SEED_LIMIT))
 
 
+def default_training_photos() -> tuple[str, ...]:
+    """The photo pool when installed, else scikit-image's training photos (with a warning, once)."""
+    from .photos import pool_names
+
+    names = pool_names()
+    if names:
+        return names
+    _warn_no_pool()
+    return TRAIN_PHOTOS
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_no_pool() -> None:
+    import warnings
+
+    warnings.warn("no training photo pool is installed: training on scikit-image's photos (mostly microscopy, "
+                  "astronomy and textures); run 'deblurdiff photos fetch' once for natural photographs", stacklevel=3)
+
+
 @functools.lru_cache(maxsize=None)
 def load_photo(name: str) -> torch.Tensor:
-    """A scikit-image sample photo as an RGB float tensor ``(3, H, W)`` in [0, 1] (cached)."""
-    import skimage.data
+    """A pool photo (``pool:package/name``) or a scikit-image sample photo as an RGB float tensor
+    ``(3, H, W)`` in [0, 1] (cached)."""
+    from .photos import PREFIX, pool_photo_path
 
-    loader = getattr(skimage.data, name, None)
-    if loader is None:
-        raise InputError(f"scikit-image has no sample photo named {name!r}")
-    array = np.asarray(loader())
+    if name.startswith(PREFIX):
+        from PIL import Image
+
+        with Image.open(pool_photo_path(name)) as image:
+            array = np.array(image.convert("RGB"))
+    else:
+        import skimage.data
+
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise InputError(f"scikit-image has no sample photo named {name!r}")
+        array = np.asarray(loader())
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if array.ndim == 2:

@@ -10,11 +10,18 @@ benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
 
 * both: ``duty_cycle`` (float, or ``[low, high]`` drawn per item; default ``[0.5, 1.0]``),
   ``linear`` (bool: average in linear light with ``gamma``, default false), ``gamma`` (2.2),
-  ``photos`` (scikit-image photo names; benchmark photos are refused), ``noise_std`` (Gaussian
-  sensor noise added to the blurred input, e.g. 0.01 as VDM-MD's measurement model; default 0).
+  ``photos`` (``pool``: the photo pool of ``deblurdiff photos fetch`` when installed, the default;
+  ``skimage``; or a list of names; benchmark photos are refused), ``noise_std`` (Gaussian
+  sensor noise added to the blurred input after the average, e.g. 0.01 as VDM-MD's measurement
+  model, or ``[low, high]`` drawn per item; default 0).
 * ``scenes``: any field of :class:`deblurdiff.blur.scenes.SceneOptions`.
-* ``shake``: ``max_shift`` (pixels per frame, default ``size / 8``), ``max_rotation``
-  (radians, 0.02), ``jitter`` (0.5); ``cfg.root`` may name a folder of the user's own photos.
+* ``shake``: ``max_shift`` (pixels per frame, default ``size / 8``), ``min_shift`` (default a
+  quarter of ``max_shift``; lengths are drawn uniformly between), ``max_rotation`` (radians,
+  0.02), ``jitter`` (0.5), ``reference`` (``centroid``: the photo at the path's mean pose, the
+  default; ``middle``: at mid-exposure), ``scene_share`` (the fraction of items that are moving
+  scenes (object motion) instead of shake, default 0); ``cfg.root`` may name a folder of the
+  user's own photos. The number of sub-frames is raised to one per pixel of the longest path,
+  so a long path blurs into a streak, not a few ghosts.
 """
 from __future__ import annotations
 
@@ -25,14 +32,15 @@ from torch.utils.data import Dataset
 
 from ..blur.formation import DEFAULT_GAMMA, middle_index
 from ..blur.scenes import SceneOptions, generate_clip
-from ..blur.shake import camera_shake, shake_clip
-from ..blur.sources import BENCHMARK_PHOTOS, TRAIN_PHOTOS, load_photo, random_crop_resized, training_seed
+from ..blur.shake import REFERENCES, camera_shake, shake_clip
+from ..blur.sources import (BENCHMARK_PHOTOS, TRAIN_PHOTOS, default_training_photos, load_photo, random_crop_resized,
+                            training_seed)
 from ..errors import ConfigError
 from .augment import augment
 
 MODES = ("image", "video", "exposure")
 _COMMON = {"duty_cycle", "linear", "gamma", "photos", "noise_std"}
-_SHAKE = {"max_shift", "max_rotation", "jitter"}
+_SHAKE = {"max_shift", "min_shift", "max_rotation", "jitter", "reference", "scene_share"}
 
 
 def _check_options(cfg, allowed: set) -> dict:
@@ -44,11 +52,18 @@ def _check_options(cfg, allowed: set) -> dict:
 
 
 def _photos(options: dict) -> tuple:
-    photos = tuple(options.get("photos", TRAIN_PHOTOS))
+    """``data.options.photos``: ``pool`` (default: the installed photo pool, else scikit-image's
+    training photos), ``skimage`` (:data:`TRAIN_PHOTOS`), or a list of names."""
+    choice = options.get("photos", "pool")
+    if choice == "pool":
+        return default_training_photos()
+    if choice == "skimage":
+        return TRAIN_PHOTOS
+    photos = (choice,) if isinstance(choice, str) else tuple(choice)
     leaked = sorted(set(photos) & set(BENCHMARK_PHOTOS))
     if leaked:
         raise ConfigError(f"data.options.photos: {leaked[0]!r} belongs to the embedded benchmark and "
-                          f"must not be trained on; choose from {', '.join(TRAIN_PHOTOS)}")
+                          f"must not be trained on; choose from {', '.join(TRAIN_PHOTOS)} or the photo pool")
     return photos
 
 
@@ -63,6 +78,18 @@ def gamma_option(value) -> float | str:
 
 def _gamma(options: dict) -> float | str | None:
     return gamma_option(options.get("gamma", DEFAULT_GAMMA)) if options.get("linear", False) else None
+
+
+def _range_option(options: dict, key: str, default: float) -> tuple[float, float]:
+    """A number, or ``[low, high]`` to draw from per item, that must be >= 0."""
+    value = options.get(key, default)
+    try:
+        low, high = (float(value), float(value)) if isinstance(value, (int, float)) else map(float, value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"data.options.{key} must be a number or [low, high], got {value!r}") from None
+    if not 0 <= low <= high:
+        raise ConfigError(f"data.options.{key} must satisfy 0 <= low <= high, got {value!r}")
+    return low, high
 
 
 def _duty_range(options: dict) -> tuple[float, float]:
@@ -87,9 +114,7 @@ class _Generated(Dataset):
         self.photos = _photos(self.options)
         self.gamma = _gamma(self.options)
         self.duty = _duty_range(self.options)
-        self.noise_std = float(self.options.get("noise_std", 0.0))
-        if not self.noise_std >= 0:
-            raise ConfigError(f"data.options.noise_std must be >= 0, got {self.options['noise_std']!r}")
+        self.noise = _range_option(self.options, "noise_std", 0.0)
 
     def __len__(self) -> int:
         return self.cfg.length
@@ -106,9 +131,12 @@ class _Generated(Dataset):
         crop = self.cfg.crop
         if crop and crop < self.cfg.size:
             item = augment(item, torch.Generator().manual_seed(seed ^ 0xC409), crop=crop, flips=False, rotate=False)
-        if self.noise_std > 0:
-            noise = torch.randn(item["blur"].shape, generator=torch.Generator().manual_seed(seed ^ 0x0015E))
-            item["blur"] = (item["blur"] + self.noise_std * noise).clamp(0, 1)
+        if self.noise[1] > 0:
+            generator = torch.Generator().manual_seed(seed ^ 0x0015E)
+            low, high = self.noise
+            std = low + (high - low) * float(torch.rand((), generator=generator))
+            noise = torch.randn(item["blur"].shape, generator=generator)
+            item["blur"] = (item["blur"] + std * noise).clamp(0, 1)
         return item
 
     def _duty(self, seed: int) -> float:
@@ -139,8 +167,20 @@ class ShakeDataset(_Generated):
     def __init__(self, cfg):
         super().__init__(cfg, _COMMON | _SHAKE)
         self.max_shift = float(self.options.get("max_shift", cfg.size / 8))
+        self.min_shift = float(self.options.get("min_shift", self.max_shift / 4))
+        if not 0 <= self.min_shift <= self.max_shift:
+            raise ConfigError(f"data.options.min_shift must lie in [0, max_shift={self.max_shift}], got {self.min_shift}")
         self.max_rotation = float(self.options.get("max_rotation", 0.02))
         self.jitter = float(self.options.get("jitter", 0.5))
+        self.reference = self.options.get("reference", "centroid")
+        if self.reference not in REFERENCES:
+            raise ConfigError(f"data.options.reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        self.scene_share = float(self.options.get("scene_share", 0.0))
+        if not 0 <= self.scene_share <= 1:
+            raise ConfigError(f"data.options.scene_share must lie in [0, 1], got {self.scene_share}")
+        self.scene_options = SceneOptions()
+        # One sub-frame per pixel of the longest path: neighbouring poses at most ~1 px apart.
+        self.subframes = max(cfg.subframes, int(math.ceil(self.max_shift)) + 1)
         self.user_photos = None
         if cfg.root is not None:
             from .io import list_images
@@ -159,16 +199,22 @@ class ShakeDataset(_Generated):
         cfg = self.cfg
         generator = torch.Generator().manual_seed(seed)
         frames = cfg.frames if cfg.mode == "video" else 1
+        if self.scene_share > 0 and float(torch.rand((), generator=generator)) < self.scene_share:
+            clip = generate_clip(seed, cfg.size, frames, self.subframes, self._duty(seed), self.gamma, self.photos,
+                                 self.scene_options)
+            return self._crop(_item(cfg.mode, clip), seed)
         # A border wide enough for the whole path keeps reflected borders out of the result.
         margin = int(math.ceil(self.max_shift * frames * 1.5)) + 2
         side = cfg.size + 2 * margin
         photo = random_crop_resized(self._photo(generator), side, side, generator, min_scale=0.25)
         if cfg.mode == "video":
-            clip = shake_clip(photo, frames, cfg.subframes, self.max_shift, self.max_rotation, self.jitter,
-                              self._duty(seed), self.gamma, margin, generator=generator)
+            clip = shake_clip(photo, frames, self.subframes, self.max_shift, self.max_rotation, self.jitter,
+                              self._duty(seed), self.gamma, margin, generator=generator, min_shift=self.min_shift,
+                              reference=self.reference)
         else:
-            shaken = camera_shake(photo, cfg.subframes, self.max_shift, self.max_rotation, self.jitter,
-                                  self.gamma, margin, generator=generator)
+            shaken = camera_shake(photo, self.subframes, self.max_shift, self.max_rotation, self.jitter,
+                                  self.gamma, margin, generator=generator, min_shift=self.min_shift,
+                                  reference=self.reference)
             clip = {"blur": shaken.blurred[None], "sharp": shaken.sharp[None], "subframes": shaken.subframes[None]}
         return self._crop(_item(cfg.mode, clip), seed)
 

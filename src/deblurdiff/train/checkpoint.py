@@ -225,14 +225,68 @@ def load_rng(folder: Path, rank: int) -> bool:
     return True
 
 
-def load_weights(module: torch.nn.Module, folder: Path) -> None:
-    """Load ``folder``'s safetensors weights (written by save_pretrained) into ``module``, strictly."""
+def _read_weights(folder: Path) -> dict:
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         raise CheckpointError(f"{folder} holds no .safetensors weights; the checkpoint is incomplete")
     state = {}
     for f in files:
-        state.update(load_file(str(f)))
+        try:
+            state.update(load_file(str(f)))
+        except Exception as exc:  # safetensors raises its own error types for damaged files
+            raise CheckpointError(f"cannot read {f}: {exc}; the file is damaged, replace it or use another "
+                                  "checkpoint") from None
+    return state
+
+
+def init_weights_folder(spec: str) -> Path:
+    """The folder of safetensors weights named by ``train.init``.
+
+    Accepts a run's ``final/`` (EMA weights), a ``checkpoints/step-N/`` folder (its EMA weights,
+    which are what ships), any folder of safetensors, or the name of a shipped checkpoint.
+    """
+    from ..methods import shipped_checkpoint
+
+    path = Path(spec).expanduser()
+    if not path.exists() and "/" not in spec and shipped_checkpoint(spec).is_dir():
+        path = shipped_checkpoint(spec)
+    if not path.is_dir():
+        raise CheckpointError(f"train.init: {spec} is not a folder of weights nor a shipped checkpoint's name; "
+                              "give a run's final/ or checkpoints/step-N/ folder")
+    for sub in ("ema", "."):
+        if any((path / sub).glob("*.safetensors")):
+            return (path / sub).resolve()
+    raise CheckpointError(f"train.init: {path} holds no .safetensors weights (nor an ema/ folder of them)")
+
+
+def warm_start(module: torch.nn.Module, spec: str, strict: bool = True) -> dict:
+    """Initialise ``module`` from ``train.init`` and return what was loaded and skipped.
+
+    Strict: every tensor of the model must be in the file with its shape, and nothing else.
+    Partial: tensors whose name and shape match are loaded (e.g. a trained NAFNet into BlurDM's
+    ``backbone.*``); the rest keep their fresh initialisation and are listed.
+    """
+    folder = init_weights_folder(spec)
+    state = _read_weights(folder)
+    own = module.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    misshapen = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    missing = sorted(set(own) - set(fits) - set(misshapen))
+    unused = sorted(set(state) - set(own))
+    if strict and (missing or unused or misshapen):
+        raise CheckpointError(
+            f"train.init: {folder} does not fit this model strictly (missing {missing[:3]}, unexpected {unused[:3]}, "
+            f"misshapen {misshapen[:3]}); set train.init_strict: false to load the tensors that fit")
+    if not fits:
+        raise CheckpointError(f"train.init: no tensor of {folder} fits this model; is it another method's checkpoint?")
+    module.load_state_dict(fits, strict=False)
+    return {"folder": str(folder), "loaded": sorted(fits), "missing": missing, "unused": unused,
+            "misshapen": misshapen}
+
+
+def load_weights(module: torch.nn.Module, folder: Path) -> None:
+    """Load ``folder``'s safetensors weights (written by save_pretrained) into ``module``, strictly."""
+    state = _read_weights(folder)
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit this model (missing {missing[:3]}, unexpected "

@@ -74,6 +74,10 @@ class TrainConfig:
     sample_every: int = 0
     max_bad_steps: int = 5
     channels_last: bool = False
+    # Warm start: weights to begin a fresh run from (a run's final/ or checkpoints/step-N/ folder, a
+    # folder of safetensors, or a shipped checkpoint's name such as "nafnet"); ignored on --resume.
+    init: str | None = None
+    init_strict: bool = True
     # DDP: tolerate trainable parameters a stage's loss does not use (one extra graph traversal per
     # step); set false for speed when every trainable parameter always receives a gradient.
     ddp_find_unused: bool = True

@@ -58,6 +58,11 @@ class RunLog:
                 batch = batch[None]
             self.writer.add_images(name, batch[:16], step, dataformats="NCHW")
 
+    def progress(self, text: str) -> None:
+        """A periodic progress line, printed only where the bar is hidden (logs, nohup, CI)."""
+        if self.enabled and (self.bar is None or self.bar.disable):
+            print(text, file=sys.stderr, flush=True)
+
     def message(self, text: str) -> None:
         if self.enabled:
             (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)

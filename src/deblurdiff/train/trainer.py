@@ -26,7 +26,7 @@ import torch
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
 from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
                          load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
-                         verify, write_json)
+                         verify, warm_start, write_json)
 from .config import DataConfig, ExperimentConfig
 from .data import ShardedBatches, StreamPosition, batch_stream, derive_seed, seed_everything
 from .ema import WeightEMA
@@ -173,6 +173,13 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
     if isinstance(method, DeblurMethod) and type(method).training_loss is DeblurMethod.training_loss:
         raise ConfigError(f"method {cfg.method!r} has nothing to train (no training_loss); train a learned method")
+    if tc.init and resume in (None, "", "none", "no", "auto"):
+        # On a resume that finds a checkpoint these weights are replaced by the checkpoint's below.
+        report = warm_start(method, tc.init, tc.init_strict)
+        say(f"warm start from {report['folder']}: {len(report['loaded'])} tensors loaded"
+            + "".join(f"; {what} ({len(report[what])}): {', '.join(report[what][:8])}"
+                      + (" ..." if len(report[what]) > 8 else "")
+                      for what in ("missing", "misshapen", "unused") if report[what]))
     method.to(device)
     if tc.channels_last:
         method.to(memory_format=torch.channels_last)
@@ -215,6 +222,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     last_saved = step if checkpoint is not None else None
     ctx = {"optimizer": None, "scheduler": None, "stage": None}
     step_clock = []  # (wall, process CPU) time after each step: throughput without start-up cost
+    window = {"start": time.perf_counter(), "data": 0.0, "steps": 0}  # for the periodic progress line
 
     def save_checkpoint():
         partial = partial_path(ckpt_root, step)
@@ -263,7 +271,9 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                 extras = {}
                 batch = None
                 for micro in range(tc.grad_accum):
+                    fetch_start = time.perf_counter()
                     batch = _to_device(next(stream), device, tc.channels_last)
+                    window["data"] += time.perf_counter() - fetch_start
                     batch["stage"] = stage.name
                     batch["stage_options"] = stage.loss
                     seed_everything(derive_seed(tc.seed, 1, step, micro, rank))
@@ -317,6 +327,15 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                                "train/bad_steps": float(bad_total),
                                "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                                **{f"train/{k}": v for k, v in extras.items()}}
+                window["steps"] += 1
+                if scalars:
+                    elapsed = time.perf_counter() - window["start"]
+                    rate = window["steps"] * tc.batch_size * tc.grad_accum * world / max(elapsed, 1e-9)
+                    share = window["data"] / max(elapsed, 1e-9)
+                    scalars.update({"train/samples_per_s": rate, "train/data_share": share})
+                    log_run.progress(f"step {step}/{stop} loss {scalars['train/loss']:.4g} lr {lr_used:.3g} "
+                                     f"{rate:.2f} samples/s, data {100 * share:.0f}% of the time")
+                    window.update(start=time.perf_counter(), data=0.0, steps=0)
                 log_run.step(step, scalars, {"loss": loss_value, "lr": lr_used})
                 step_clock.append((time.perf_counter(), time.process_time()))
 
