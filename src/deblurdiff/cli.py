@@ -2,14 +2,14 @@
 
 Each subcommand lives in ``deblurdiff.commands.<name>`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
-``deblurdiff --help`` stays fast. Errors of the ``DeblurDiffError`` family are printed without
-a traceback and exit with code 2.
+``deblurdiff --help`` stays fast. ``main`` is the single error boundary of every command:
+``errors.report`` prints user errors as one line (exit 2) and bugs with their traceback (exit 1).
 """
 import argparse
 import importlib
 import sys
 
-from .errors import DeblurDiffError
+from .errors import report
 
 COMMANDS = {
     "synth": "deblurdiff.commands.synth",
@@ -62,12 +62,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args._module.run(args) or 0)
-    except DeblurDiffError as exc:
-        print(f"deblurdiff {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing reaches the terminal raw
+        return report(exc, args.command)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,30 @@ def add_arguments(p):
 
 
 def _plan(args, kind):
-    """Decide what the input is; returns ('image'|'video'|'frames'|'images', items)."""
+    """Decide what the input is and check the output can be written, before any work is done;
+    returns ('image'|'video'|'frames'|'images', items)."""
+    what, items = _input_kind(args, kind)
+    _check_output(Path(args.output), what, kind)
+    return what, items
+
+
+def _check_output(out: Path, what: str, kind: str) -> None:
+    """An output file name must have a suffix we can write, and its place must be writable."""
+    from ..atomic import check_writable
+    from ..data.io import IMAGE_EXTENSIONS, is_image
+    from ..errors import InputError
+
+    single = out.suffix and not out.is_dir()
+    if single and what == "image" and kind != "exposure" and not is_image(out):
+        raise InputError(f"-o {out}: cannot write an image with extension {out.suffix!r}; "
+                         f"use one of {', '.join(IMAGE_EXTENSIONS)} (or a folder name)")
+    if single and what == "video" and out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"-o {out}: cannot write a video with extension {out.suffix!r}; "
+                         f"use one of {', '.join(sorted(VIDEO_SUFFIXES))} (or a folder name)")
+    check_writable(out, "-o")
+
+
+def _input_kind(args, kind):
     from ..data.io import list_images
     from ..errors import InputError
 

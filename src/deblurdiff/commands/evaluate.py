@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 HELP = "run a method over a dataset and write per-case and mean metrics with timings (JSON)"
+DEFAULT_METRICS = "psnr,ssim,lpips"
 LAYOUTS = ("benchmark", "gopro", "dvd", "reds", "folder")
 PARTS = ("image", "video", "exposure")
 
@@ -36,7 +37,9 @@ def add_arguments(p):
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion methods)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--metrics", default="psnr,ssim,lpips", help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid")
+    p.add_argument("--metrics", default=None, help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid "
+                   f"(default {DEFAULT_METRICS}, skipping LPIPS when its weights are not installed; metrics named "
+                   "here must be computable)")
     p.add_argument("--y-channel", action="store_true", help="score the BT.601 luma (RealBlur convention)")
     p.add_argument("--crop-border", type=int, default=0)
     p.add_argument("--frames", type=int, default=None, help="clip length for video layouts (reader default otherwise)")
@@ -124,7 +127,8 @@ def run(args) -> int:
         raise InputError(f"{data}: no {args.part} cases found for layout {layout}")
     deblurrer = api.load(args.method, checkpoint=args.checkpoint, device=args.device)
     convention = Convention(y_channel=args.y_channel, crop_border=args.crop_border)
-    scorer = Scorer(args.metrics, convention, device=deblurrer.device, inception=args.inception)
+    scorer = Scorer(args.metrics or DEFAULT_METRICS, convention, device=deblurrer.device, inception=args.inception,
+                    strict=args.metrics is not None)
     print(convention.describe())
     for name, message in scorer.unavailable.items():
         print(f"{name}: unavailable: {message}")

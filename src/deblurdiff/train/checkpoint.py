@@ -28,9 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from ..weightfiles import load_safetensors
+
+DAMAGED = "the checkpoint is damaged; resume from an earlier one (--resume auto skips damaged ones)"
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{6,})$")
 MANIFEST = "manifest.json"
@@ -166,7 +169,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
     if meta.get("type") != type(optimizer).__name__:
         raise CheckpointError(f"{folder}: optimizer is {meta.get('type')}, this config uses "
                               f"{type(optimizer).__name__}; resume with the same train.optimizer")
-    tensors = load_file(str(folder / "optimizer.safetensors"))
+    tensors = load_safetensors(folder / "optimizer.safetensors", DAMAGED, CheckpointError)
     state: dict = {}
     for key, value in list(tensors.items()) + list(meta["scalars"].items()):
         index, name = key.split(".", 1)
@@ -221,7 +224,7 @@ def load_rng(folder: Path, rank: int) -> bool:
     path = folder / f"rng-rank{rank}.safetensors"
     if not path.is_file():
         return False
-    set_rng_state(load_file(str(path)), read_json(folder / f"rng-rank{rank}.json"))
+    set_rng_state(load_safetensors(path, DAMAGED, CheckpointError), read_json(folder / f"rng-rank{rank}.json"))
     return True
 
 
@@ -232,7 +235,7 @@ def load_weights(module: torch.nn.Module, folder: Path) -> None:
         raise CheckpointError(f"{folder} holds no .safetensors weights; the checkpoint is incomplete")
     state = {}
     for f in files:
-        state.update(load_file(str(f)))
+        state.update(load_safetensors(f, DAMAGED, CheckpointError))
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit this model (missing {missing[:3]}, unexpected "
