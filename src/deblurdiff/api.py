@@ -24,6 +24,8 @@ from .weightfiles import check_safetensors
 #: inputs above this many pixels per frame need an explicit tile size (memory guard).
 DEFAULT_MAX_PIXELS = 4_000_000
 MIN_SIZE = 8
+#: methods whose shipped checkpoints come per backbone (``--backbone``)
+BACKBONES = {"blurdm": ("nafnet", "mimo-unet")}
 
 
 def checkpoint_name(method: str, backbone: str | None = None) -> str:
@@ -34,6 +36,9 @@ def checkpoint_name(method: str, backbone: str | None = None) -> str:
 def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None = None):
     """Instantiate a registered method from a checkpoint folder (or its shipped one)."""
     cls = method_class(method)
+    if backbone is not None and backbone not in BACKBONES.get(method, ()):
+        raise InputError(f"--backbone {backbone!r} does not apply to {method!r}; " + (
+            f"choose one of {', '.join(BACKBONES[method])}" if method in BACKBONES else "omit --backbone"))
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(checkpoint_name(method, backbone))
     if checkpoint is None and not path.is_dir():
         model = cls()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .argtypes import non_negative_int
+
 HELP = "score predictions against ground truth (PSNR, SSIM, LPIPS, FID, KID) in the field's convention"
 DEFAULT_METRICS = "psnr,ssim,lpips"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -22,7 +24,7 @@ def add_arguments(p):
                    f"(default {DEFAULT_METRICS}, skipping LPIPS when its weights are not installed; metrics named "
                    "here must be computable)")
     p.add_argument("--y-channel", action="store_true", help="score the BT.601 luma (RealBlur convention)")
-    p.add_argument("--crop-border", type=int, default=0, help="pixels dropped on every side before scoring")
+    p.add_argument("--crop-border", type=non_negative_int, default=0, help="pixels dropped on every side before scoring")
     p.add_argument("--no-quantize", action="store_true", help="do not round to 8-bit levels before scoring")
     p.add_argument("--inception", default=None, help="Inception weights for FID/KID (default: the imported ones)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -219,7 +219,9 @@ def parse_yaml_text(data: bytes, file: str) -> dict:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}; {hint}") from None
     if raw is None:
         raise ConfigError(f"{file}: the config is empty; {hint}")
     if not isinstance(raw, dict):
