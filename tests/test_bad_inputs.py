@@ -231,10 +231,7 @@ def test_bad_input_is_refused_cleanly(argv, names, world, monkeypatch, capsys):
     monkeypatch.chdir(world)
     monkeypatch.setenv("DEBLURDIFF_CACHE", str(world / "cache"))
     before = snapshot(world)
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse refusing an option value
-        code = exc.code
+    code = main(list(argv))
     out, err = capsys.readouterr()
     assert code == 2, f"exit {code}\n{out}\n{err}"
     assert "Traceback" not in out + err and "internal error" not in err, err

@@ -64,6 +64,15 @@ def _make_temp(make, path: Path, **kwargs) -> Path:
         raise path_error(exc, "write", path) from None
 
 
+def remove_leftovers(path) -> None:
+    """Remove what an ``atomic_file``/``atomic_dir`` write of ``path`` killed midway left next to it."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for p in path.parent.glob(f".{path.name}.*"):
+            if ".tmp" in p.name or p.name == f".{path.name}.old":
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 @contextlib.contextmanager
 def atomic_file(path):
     """Yield a temporary path next to ``path``; on success rename it onto ``path``."""

@@ -56,7 +56,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its usage error (exit 2) or --help/--version (exit 0)
+        return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "_module", None) is None:
         parser.print_help()
         return 2

@@ -12,7 +12,9 @@ Layout of ``OUT/checkpoints/step-000123/``::
     manifest.json                             sha256 and size of every file above (written last)
 
 The folder is written as ``.step-000123.partial`` and renamed when the manifest is in, so a crash
-leaves either a complete checkpoint or a partial folder that is ignored and cleaned up. A file
+leaves either a complete checkpoint or a partial folder that is ignored and cleaned up. Pruning
+renames a folder to ``.step-N.deleting`` before removing it, so a kill mid-removal never leaves a
+half-deleted ``step-N``. A file
 that is missing, truncated or altered afterwards fails the manifest check: loading refuses it and
 ``--resume auto`` falls back to the newest checkpoint that passes.
 """
@@ -80,8 +82,10 @@ def finalize(partial: Path, final: Path, step: int) -> Path:
                 "files": {rel: {"sha256": _sha256(partial / rel), "bytes": (partial / rel).stat().st_size}
                           for rel in _files(partial)}}
     write_json(partial / MANIFEST, manifest)
-    if final.exists():
-        shutil.rmtree(final)
+    if final.exists():  # a re-save of the same step: retire the old folder atomically as well
+        doomed = final.with_name(f".{final.name}.deleting")
+        os.replace(final, doomed)
+        shutil.rmtree(doomed)
     os.replace(partial, final)
     return final
 
@@ -136,14 +140,18 @@ def prune(root: Path, keep: int) -> None:
     """Keep the newest ``keep`` checkpoints and remove partial folders left by crashes."""
     root = Path(root)
     for folder in list_checkpoints(root)[max(1, keep):]:
-        shutil.rmtree(folder, ignore_errors=True)
+        # Renamed first: a kill during the removal leaves a hidden leftover, never a half-deleted step-N.
+        doomed = folder.with_name(f".{folder.name}.deleting")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def remove_partials(root: Path) -> None:
+    """Remove what interrupted saves and prunes left behind (``.step-N.partial``, ``.step-N.deleting``)."""
     root = Path(root)
     if root.is_dir():
         for p in root.iterdir():
-            if p.name.endswith(".partial"):
+            if p.name.endswith((".partial", ".deleting")):
                 shutil.rmtree(p, ignore_errors=True)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import remove_leftovers
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
 from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
                          load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
@@ -194,6 +195,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(ckpt_root)
+        remove_leftovers(out_dir / "final")  # of a run killed while writing its final weights
         write_json(out_dir / "config.json", dataclasses.asdict(cfg))
     accelerator.wait_for_everyone()
     if checkpoint is not None:
