@@ -14,21 +14,34 @@ def _json_last_line(capsys):
     return json.loads(out[-1])
 
 
-@pytest.mark.parametrize("method, expected, metrics", [("HINet_output", 33.19, "psnr,ssim,lpips"),
-                                                       ("DMPHN_1_2_4_8_output", 30.82, "psnr,lpips")])
+@pytest.mark.parametrize("method, expected, metrics", [("HINet_output", 33.19, None),
+                                                       ("DMPHN_1_2_4_8_output", 30.82, "psnr")])
 def test_published_gopro_outputs(method, expected, metrics, shared_data, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEBLURDIFF_CACHE", str(tmp_path))  # no LPIPS weights: reported, never a number
+    monkeypatch.setenv("DEBLURDIFF_CACHE", str(tmp_path))  # no LPIPS weights: the default set skips it
     real = shared_data / "real"
     # Istanbul_blur1 of the DeepDeblur release is byte-identical to GOPR0384_11_00/000001 (SHA256SUMS),
     # so Istanbul_sharp1 is that frame's GoPro ground truth.
     gt = real / "gopro_pairs_DeepDeblur_release" / "Istanbul_sharp1.png"
     pred = real / "reference_outputs" / f"{method}_GOPR0384_11_00-000001.png"
-    assert main(["score", str(pred), str(gt), "--metrics", metrics, "--json"]) == 0
+    assert main(["score", str(pred), str(gt), *(["--metrics", metrics] if metrics else []), "--json"]) == 0
     result = _json_last_line(capsys)
     assert result["psnr"] == pytest.approx(expected, abs=0.005)
-    if "ssim" in metrics:
+    if metrics is None:  # default psnr,ssim,lpips: LPIPS reported unavailable, never a number
         assert 0.85 < result["ssim"] < 0.95
-    assert result["lpips"] is None
+        assert "lpips" in result and result["lpips"] is None
+
+
+@pytest.mark.parametrize("metric, fix", [("lpips", "deblurdiff weights lpips"), ("fid", "deblurdiff weights inception"),
+                                         ("kid", "deblurdiff weights inception")])
+def test_named_metric_without_weights_is_an_error(metric, fix, tmp_path, capsys, monkeypatch):
+    """A metric the user asked for by name is computed or refused (exit 2, the install command), never skipped."""
+    monkeypatch.setenv("DEBLURDIFF_CACHE", str(tmp_path))
+    image = tmp_path / "a.png"
+    _save(image, np.zeros((16, 16, 3), dtype=np.uint8))
+    assert main(["score", str(image), str(image), "--metrics", f"psnr,{metric}"]) == 2
+    captured = capsys.readouterr()
+    assert f"--metrics {metric}" in captured.err and fix in captured.err and "Traceback" not in captured.err
+    assert "psnr" not in captured.out  # refused before scoring anything
 
 
 def _save(path, array):

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -218,45 +219,155 @@ def test_set_overrides_and_cli_error_exit_code(tmp_path):
     assert proc.returncode == 2 and "unknown key 'train.nope'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-KILL_SCRIPT = """
-import os, signal, sys
-from deblurdiff.train import parse_config, run
-from deblurdiff.train.reference import SyntheticBlurPairs, TinyConvDeblur
-import json, torch
-torch.set_num_threads(int(sys.argv[4]))  # same as the parent: conv reductions depend on the thread count
-cfg = parse_config(json.loads(sys.argv[1]))
-kill_at = int(sys.argv[3])
-class Killed(TinyConvDeblur):
-    saves = 0
-    def save_pretrained(self, *a, **k):
-        Killed.saves += 1
-        if Killed.saves == kill_at:   # dies while writing a checkpoint
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().save_pretrained(*a, **k)
-run(cfg, sys.argv[2], method_class=Killed)
-"""
+# --- fault injection: SIGKILL at random moments, resume each time ---------------------------------
+
+def _kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _arm(point: str, n: int) -> None:
+    """In a child: SIGKILL at the ``n``-th ``point`` event, inside a checkpoint write.
+
+    save_pretrained: between the files of a checkpoint; half_json: with a JSON file (trainer.json,
+    ema.json, the manifest, ...) half on disk; rename: manifest complete, folder not yet renamed;
+    rmtree: an old checkpoint half removed by pruning.
+    """
+    from deblurdiff.train import checkpoint as ck, ema, trainer
+
+    calls = [0]
+
+    def due():
+        calls[0] += 1
+        return calls[0] == n
+
+    if point == "save_pretrained":
+        original = TinyConvDeblur.save_pretrained
+
+        def save_pretrained(self, *args, **kwargs):
+            if due():
+                _kill_self()
+            return original(self, *args, **kwargs)
+        TinyConvDeblur.save_pretrained = save_pretrained
+    elif point == "half_json":
+        original_json = ck.write_json
+
+        def write_json(path, data):
+            if due():
+                text = json.dumps(data)
+                with open(path, "w") as handle:
+                    handle.write(text[:len(text) // 2])
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                _kill_self()
+            return original_json(path, data)
+        for module in (ck, ema, trainer):
+            module.write_json = write_json
+    elif point in ("rename", "rmtree"):
+        target = {"rename": ck.os, "rmtree": ck.shutil}[point]
+        name = {"rename": "replace", "rmtree": "rmtree"}[point]
+        original_fn = getattr(target, name)
+
+        def wrapped(path, *args, **kwargs):
+            if due():
+                if point == "rmtree":  # remove about half of the files, then die
+                    files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+                    for f in files[: len(files) // 2]:
+                        f.unlink()
+                _kill_self()
+            return original_fn(path, *args, **kwargs)
+        setattr(target, name, wrapped)
+
+
+def _train_child(raw: dict, out: Path, log: Path, point: str | None = None, n: int = 0) -> int:
+    """Fork (no interpreter start-up: torch is already imported) a process that runs
+    ``--resume auto`` training into ``out``; returns its pid."""
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = 3
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            sys.stdout = sys.stderr = open(fd, "w", buffering=1, closefd=False)
+            if point:
+                _arm(point, n)
+            run(parse_config(raw), out, resume="auto")
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _kill_and_resume(ref_final, raw, out, rounds, seed):
+    """Train under ``rounds`` of kills ((point, n) in the child, or a delay in s for a kill from
+    outside), checking after each that every checkpoint is complete; then a clean resume must
+    start from the newest one and end with the uninterrupted run's weights."""
+    import random
+
+    rng = random.Random(seed)
+    ckpts = out / "checkpoints"
+    killed = 0
+    for i, plan in enumerate(rounds + [None]):
+        newest = next(iter(sorted(ckpts.glob("step-*"))[-1:]), None)
+        log = out.parent / f"{out.name}-round{i}.log"
+        if isinstance(plan, tuple):
+            pid = _train_child(raw, out, log, *plan)
+        else:
+            pid = _train_child(raw, out, log)
+            if plan is not None:
+                time.sleep(plan * rng.random())
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        text = log.read_text()
+        assert "Traceback" not in text, text[-3000:]
+        if newest is not None:  # this round resumed from the last complete checkpoint
+            assert f"resuming from {newest}" in text and "skipping damaged" not in text, text[-2000:]
+        if os.WIFSIGNALED(status):
+            assert os.WTERMSIG(status) == signal.SIGKILL
+            killed += 1
+        else:
+            assert os.WEXITSTATUS(status) == 0, text[-3000:]
+            if plan is not None:
+                continue  # finished before the kill came: the next round resumes a finished run
+        for folder in ckpts.glob("step-*"):  # never a half-written (or half-deleted) checkpoint
+            verify(folder)
+    assert_identical(out / "final", ref_final)
+    leftovers = [p for p in out.rglob(".*") if p.name.endswith((".partial", ".deleting", ".tmp", ".old"))]
+    assert not leftovers, leftovers
+    assert json.loads((out / "final/training.json").read_text())["step"] == 6
+    return killed
+
+
+def test_sigkill_during_checkpoint_writes_then_resume_is_bit_identical(reference_run, tmp_path):
+    """Killed inside each kind of checkpoint write (and once from outside), resumed each time: every
+    resume starts from the last complete checkpoint and the final weights equal the uninterrupted run's."""
+    _, ref_final = reference_run
+    raw = raw_config(ckpt_every=1, keep_last=2)  # a checkpoint every step: pruning runs too
+    # rmtree 1: pruning step 1 after step 3; save_pretrained 3: between the files of step 5; half_json 4:
+    # a JSON of step 5 half written; rename 2, half_json 2: manifest in but not renamed / early JSON
+    rounds = [("rmtree", 1), ("save_pretrained", 3), ("half_json", 4), ("rename", 2), ("half_json", 2), 0.5]
+    assert _kill_and_resume(ref_final, raw, tmp_path / "run", rounds, seed=0) >= 5
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_resume_is_bit_identical(reference_run, tmp_path, capsys):
-    """SIGKILL while the step-4 checkpoint is half written: the partial folder is ignored,
-    ``--resume auto`` restarts from step 2 and ends bit-identical to the uninterrupted run."""
+def test_sigkill_at_random_moments_many_times(reference_run, tmp_path):
+    """Eight runs, each killed up to six times at random moments (a random delay from outside, or
+    a random checkpoint-write point) and resumed until done: every one ends bit-identical."""
+    import random
+
     _, ref_final = reference_run
-    raw = raw_config(ckpt_every=2)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # save_pretrained calls: step 2 model (1), step 2 ema (2), step 4 model (3) -> killed there
-    proc = subprocess.run([PY, "-c", KILL_SCRIPT, json.dumps(raw), str(tmp_path), "3", str(torch.get_num_threads())],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    ckpts = tmp_path / "checkpoints"
-    assert (ckpts / "step-000002").is_dir() and not (ckpts / "step-000004").exists()
-    assert (ckpts / ".step-000004.partial").is_dir()
-    capsys.readouterr()
-    run(parse_config(raw), tmp_path, max_steps=6, resume="auto")
-    assert "resuming from" in capsys.readouterr().out.split("step-000002")[0]
-    assert json.loads((ckpts / "step-000006/trainer.json").read_text())["step"] == 6
-    assert not (ckpts / ".step-000004.partial").exists()
-    assert_identical(tmp_path / "final", ref_final)
+    rng = random.Random(19)
+    points = ["save_pretrained", "half_json", "rename", "rmtree"]
+    killed = 0
+    for campaign in range(8):
+        rounds = [rng.uniform(0.0, 1.5) if rng.random() < 0.5 else (rng.choice(points), rng.randint(1, 8))
+                  for _ in range(6)]
+        killed += _kill_and_resume(ref_final, raw_config(ckpt_every=1, keep_last=2), tmp_path / f"run{campaign}",
+                                   rounds, seed=campaign)
+    assert killed >= 24
 
 
 DDP_SCRIPT = """

@@ -19,10 +19,13 @@ from .infer import sample_statistics, sliding_windows, tiled
 from .infer.tiles import pad_to_multiple
 from .methods import METHODS, method_class, shipped_checkpoint
 from .tensors import resolve_device
+from .weightfiles import check_safetensors
 
 #: inputs above this many pixels per frame need an explicit tile size (memory guard).
 DEFAULT_MAX_PIXELS = 4_000_000
 MIN_SIZE = 8
+#: methods whose shipped checkpoints come per backbone (``--backbone``)
+BACKBONES = {"blurdm": ("nafnet", "mimo-unet")}
 
 
 def checkpoint_name(method: str, backbone: str | None = None) -> str:
@@ -33,6 +36,9 @@ def checkpoint_name(method: str, backbone: str | None = None) -> str:
 def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None = None):
     """Instantiate a registered method from a checkpoint folder (or its shipped one)."""
     cls = method_class(method)
+    if backbone is not None and backbone not in BACKBONES.get(method, ()):
+        raise InputError(f"--backbone {backbone!r} does not apply to {method!r}; " + (
+            f"choose one of {', '.join(BACKBONES[method])}" if method in BACKBONES else "omit --backbone"))
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(checkpoint_name(method, backbone))
     if checkpoint is None and not path.is_dir():
         model = cls()
@@ -52,8 +58,10 @@ def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None
         owner = next((name for name, target in METHODS.items() if target.endswith(f":{class_name}")), class_name)
         raise CheckpointError(f"{path} holds a {owner!r} checkpoint, not {method!r}; "
                               f"use --method {owner} or a {method} checkpoint")
-    try:
-        model = cls.from_pretrained(str(path))
+    for weights in sorted(path.rglob("*.safetensors")):  # a damaged file is named, not a diffusers traceback
+        check_safetensors(weights, "restore the checkpoint folder or retrain", CheckpointError)
+    try:  # safetensors only: a checkpoint folder's pickles (.bin) are never loaded
+        model = cls.from_pretrained(str(path), use_safetensors=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from None
     return model.to(device).eval()

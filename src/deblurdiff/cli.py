@@ -2,14 +2,14 @@
 
 Each subcommand lives in ``deblurdiff.commands.<name>`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so that
-``deblurdiff --help`` stays fast. Errors of the ``DeblurDiffError`` family are printed without
-a traceback and exit with code 2.
+``deblurdiff --help`` stays fast. ``main`` is the single error boundary of every command:
+``errors.report`` prints user errors as one line (exit 2) and bugs with their traceback (exit 1).
 """
 import argparse
 import importlib
 import sys
 
-from .errors import DeblurDiffError
+from .errors import report
 
 COMMANDS = {
     "synth": "deblurdiff.commands.synth",
@@ -57,18 +57,17 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its usage error (exit 2) or --help/--version (exit 0)
+        return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "_module", None) is None:
         parser.print_help()
         return 2
     try:
         return int(args._module.run(args) or 0)
-    except DeblurDiffError as exc:
-        print(f"deblurdiff {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing reaches the terminal raw
+        return report(exc, args.command)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,27 @@ def to_image(xm: torch.Tensor) -> torch.Tensor:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda if available else cpu; otherwise the named device."""
-    if device == "auto":
+    """'auto' -> cuda if available else cpu; otherwise the named device, checked to exist here.
+
+    Checked up front because torch only fails at the first tensor moved there, deep inside a model.
+    """
+    from .errors import DeviceError
+
+    if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"--device {device!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise DeviceError(f"--device {device}: {why}; use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError(f"--device {device}: MPS is not available on this machine; use --device cpu (or auto)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"--device {device}: unsupported device type {dev.type!r}; use auto, cpu or cuda")
+    return dev

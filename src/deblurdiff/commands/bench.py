@@ -11,6 +11,8 @@ import sys
 
 import torch
 
+from .argtypes import frame_size, int_at_least, positive_int
+
 HELP = "measure a method's time per megapixel and peak memory on a synthetic input"
 
 
@@ -18,13 +20,13 @@ def add_arguments(p):
     p.add_argument("--method", required=True)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--backbone", default=None)
-    p.add_argument("--size", default="256x256", help="WIDTHxHEIGHT of the input")
-    p.add_argument("--frames", type=int, default=1, help="clip length for video methods")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--sampler", default=None)
-    p.add_argument("--tile", type=int, default=None)
+    p.add_argument("--size", type=frame_size, default=(256, 256), help="WIDTHxHEIGHT of the input (default 256x256)")
+    p.add_argument("--frames", type=positive_int, default=1, help="clip length for video methods")
+    p.add_argument("--steps", type=positive_int, default=None)
+    p.add_argument("--sampler", choices=["ddim", "dpmpp", "ddpm"], default=None)
+    p.add_argument("--tile", type=int_at_least(8), default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=positive_int, default=1)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -36,12 +38,8 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def run(args) -> int:
     from ..api import load
-    from ..errors import InputError
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size must look like 1280x720, got {args.size!r}") from None
+    width, height = args.size
     model = load(args.method, args.checkpoint, args.device, backbone=args.backbone)
     g = torch.Generator().manual_seed(0)
     shape = (args.frames, 3, height, width) if model.kind == "video" else (3, height, width)

@@ -63,9 +63,11 @@ def table(results: list[dict]) -> str:
 
 
 def run(args) -> int:
-    from ..atomic import atomic_file
+    from ..atomic import atomic_file, check_writable
     from ..errors import InputError
 
+    if args.out:
+        check_writable(args.out, "--out")
     results = load_results(args.results)
     settings = {(r.get("data"), r.get("part"), r.get("convention")) for r in results}
     if len(settings) > 1 and not args.mixed:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .argtypes import int_at_least, positive_int, seed
+
 HELP = "deblur an image, a video or a folder of images with a trained method"
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -25,21 +27,44 @@ def add_arguments(p):
     p.add_argument("--method", required=True, help="divd, vdd, vdm-md, blurdm, nafnet, mimo-unet, or a baseline")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
     p.add_argument("--backbone", default=None, help="blurdm only: nafnet (default) or mimo-unet")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion methods)")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (diffusion methods)")
     p.add_argument("--sampler", choices=["ddim", "dpmpp", "ddpm"], default=None)
-    p.add_argument("--samples", type=int, default=1, help="draws averaged; >1 also writes a std map with --std")
+    p.add_argument("--samples", type=positive_int, default=1, help="draws averaged; >1 also writes a std map with --std")
     p.add_argument("--std", action="store_true", help="also write the per-pixel std over samples (NAME.std.png)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--tile", type=int, default=None, help="process frames in overlapping tiles of this size")
-    p.add_argument("--max-pixels", type=int, default=None, help="pixel limit per frame without --tile")
+    p.add_argument("--tile", type=int_at_least(8), default=None, help="process frames in overlapping tiles of this size")
+    p.add_argument("--max-pixels", type=positive_int, default=None, help="pixel limit per frame without --tile")
     p.add_argument("--images", action="store_true", help="treat a folder as independent images, not one video")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print timings and settings as one JSON object last")
 
 
 def _plan(args, kind):
-    """Decide what the input is; returns ('image'|'video'|'frames'|'images', items)."""
+    """Decide what the input is and check the output can be written, before any work is done;
+    returns ('image'|'video'|'frames'|'images', items)."""
+    what, items = _input_kind(args, kind)
+    _check_output(Path(args.output), what, kind)
+    return what, items
+
+
+def _check_output(out: Path, what: str, kind: str) -> None:
+    """An output file name must have a suffix we can write, and its place must be writable."""
+    from ..atomic import check_writable
+    from ..data.io import IMAGE_EXTENSIONS, is_image
+    from ..errors import InputError
+
+    single = out.suffix and not out.is_dir()
+    if single and what == "image" and kind != "exposure" and not is_image(out):
+        raise InputError(f"-o {out}: cannot write an image with extension {out.suffix!r}; "
+                         f"use one of {', '.join(IMAGE_EXTENSIONS)} (or a folder name)")
+    if single and what == "video" and out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"-o {out}: cannot write a video with extension {out.suffix!r}; "
+                         f"use one of {', '.join(sorted(VIDEO_SUFFIXES))} (or a folder name)")
+    check_writable(out, "-o")
+
+
+def _input_kind(args, kind):
     from ..data.io import list_images
     from ..errors import InputError
 
@@ -97,7 +122,10 @@ def run(args) -> int:
                    max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, progress=not args.quiet, return_std=True)
     results, seconds = {}, 0.0
     for name, x in tqdm(list(inputs.items()), desc="inputs", disable=args.quiet or len(inputs) < 2):
-        results[name] = model.deblur(x, **options)
+        try:
+            results[name] = model.deblur(x, **options)
+        except InputError as exc:  # the API does not know file names: say which input it was
+            raise InputError(f"{src if what in ('image', 'video', 'frames') else src / name}: {exc}") from None
         seconds += model.last_run["seconds"]
 
     root, files = _outputs(what, model.kind, src, out, items, results, fps, args.std)

@@ -21,7 +21,10 @@ import json
 import time
 from pathlib import Path
 
+from .argtypes import non_negative_int, positive_int, seed
+
 HELP = "run a method over a dataset and write per-case and mean metrics with timings (JSON)"
+DEFAULT_METRICS = "psnr,ssim,lpips"
 LAYOUTS = ("benchmark", "gopro", "dvd", "reds", "folder")
 PARTS = ("image", "video", "exposure")
 
@@ -34,13 +37,15 @@ def add_arguments(p):
     p.add_argument("--part", choices=PARTS, default="image", help="which task: image, video or exposure")
     p.add_argument("--out", required=True, help="results JSON file")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion methods)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--metrics", default="psnr,ssim,lpips", help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (diffusion methods)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--metrics", default=None, help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid "
+                   f"(default {DEFAULT_METRICS}, skipping LPIPS when its weights are not installed; metrics named "
+                   "here must be computable)")
     p.add_argument("--y-channel", action="store_true", help="score the BT.601 luma (RealBlur convention)")
-    p.add_argument("--crop-border", type=int, default=0)
-    p.add_argument("--frames", type=int, default=None, help="clip length for video layouts (reader default otherwise)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N cases (quick checks)")
+    p.add_argument("--crop-border", type=non_negative_int, default=0)
+    p.add_argument("--frames", type=positive_int, default=None, help="clip length for video layouts (reader default otherwise)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N cases (quick checks)")
     p.add_argument("--inception", default=None, help="Inception weights for FID/KID")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true")
@@ -112,19 +117,19 @@ def evaluate(deblurrer, dataset, part: str, scorer, steps=None, seed: int = 0, l
 
 def run(args) -> int:
     from .. import api
-    from ..atomic import atomic_file
+    from ..atomic import atomic_file, check_writable
     from ..errors import InputError
     from ..metrics import Convention, Scorer
 
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be at least 1, got {args.limit}")
+    check_writable(args.out, "--out")  # before minutes of deblurring, not after
     data = Path(args.data)
     dataset, layout = open_dataset(data, args.layout, args.part, args.frames)
     if len(dataset) == 0:
         raise InputError(f"{data}: no {args.part} cases found for layout {layout}")
     deblurrer = api.load(args.method, checkpoint=args.checkpoint, device=args.device)
     convention = Convention(y_channel=args.y_channel, crop_border=args.crop_border)
-    scorer = Scorer(args.metrics, convention, device=deblurrer.device, inception=args.inception)
+    scorer = Scorer(args.metrics or DEFAULT_METRICS, convention, device=deblurrer.device, inception=args.inception,
+                    strict=args.metrics is not None)
     print(convention.describe())
     for name, message in scorer.unavailable.items():
         print(f"{name}: unavailable: {message}")

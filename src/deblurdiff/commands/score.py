@@ -10,16 +10,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .argtypes import non_negative_int
+
 HELP = "score predictions against ground truth (PSNR, SSIM, LPIPS, FID, KID) in the field's convention"
+DEFAULT_METRICS = "psnr,ssim,lpips"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def add_arguments(p):
     p.add_argument("pred", help="predicted image or folder of images")
     p.add_argument("gt", help="ground-truth image or folder (same file names)")
-    p.add_argument("--metrics", default="psnr,ssim,lpips", help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid")
+    p.add_argument("--metrics", default=None, help="comma-separated: psnr, ssim, lpips, lpips-vgg, fid, kid "
+                   f"(default {DEFAULT_METRICS}, skipping LPIPS when its weights are not installed; metrics named "
+                   "here must be computable)")
     p.add_argument("--y-channel", action="store_true", help="score the BT.601 luma (RealBlur convention)")
-    p.add_argument("--crop-border", type=int, default=0, help="pixels dropped on every side before scoring")
+    p.add_argument("--crop-border", type=non_negative_int, default=0, help="pixels dropped on every side before scoring")
     p.add_argument("--no-quantize", action="store_true", help="do not round to 8-bit levels before scoring")
     p.add_argument("--inception", default=None, help="Inception weights for FID/KID (default: the imported ones)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -67,7 +72,8 @@ def run(args) -> int:
 
     convention = Convention(y_channel=args.y_channel, crop_border=args.crop_border, quantize=not args.no_quantize)
     pairs = pair_files(Path(args.pred), Path(args.gt))
-    scorer = Scorer(args.metrics, convention, device=resolve_device(args.device), inception=args.inception)
+    scorer = Scorer(args.metrics or DEFAULT_METRICS, convention, device=resolve_device(args.device), inception=args.inception,
+                    strict=args.metrics is not None)
     print(convention.describe())
     for name, message in scorer.unavailable.items():
         print(f"{name}: unavailable: {message}")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .argtypes import float_in, folder_name, int_at_least, positive_int, seed
+
 HELP = "synthesise blurred/sharp pairs (GoPro layout) from frames, photos or scenes; or the benchmark"
 
 
@@ -22,24 +24,24 @@ def add_arguments(parser) -> None:
     source.add_argument("--from", dest="source", metavar="PATH",
                         help="folder of sharp high-frame-rate frames, or a video file")
     source.add_argument("--photos", metavar="DIR", help="folder of sharp photos to shake")
-    source.add_argument("--scenes", type=int, metavar="N", help="number of procedural scene sequences")
+    source.add_argument("--scenes", type=positive_int, metavar="N", help="number of procedural scene sequences")
     source.add_argument("--benchmark", action="store_true", help="write the embedded benchmark")
     parser.add_argument("--out", required=True, help="output folder (must not exist or be empty unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-    parser.add_argument("--window", type=int, default=7, help="--from: frames averaged per blurred frame (GoPro: 7-13)")
-    parser.add_argument("--stride", type=int, default=None, help="--from: frames between window starts (default: --window)")
+    parser.add_argument("--window", type=positive_int, default=7, help="--from: frames averaged per blurred frame (GoPro: 7-13)")
+    parser.add_argument("--stride", type=positive_int, default=None, help="--from: frames between window starts (default: --window)")
     parser.add_argument("--linear", action="store_true",
                         help="also write blur_gamma/: the average taken in linear light (GoPro's blur_gamma)")
     parser.add_argument("--gamma", type=_gamma, default=2.2,
                         help="camera response for --linear: an exponent (default 2.2) or 'srgb'")
-    parser.add_argument("--split", default="train", help="split folder name (default train)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (--photos, --scenes)")
-    parser.add_argument("--size", type=int, default=128, help="--scenes: frame size in pixels (default 128)")
-    parser.add_argument("--frames", type=int, default=16, help="--scenes: frames per sequence (default 16)")
-    parser.add_argument("--subframes", type=int, default=10, help="--scenes/--photos: sub-frames per exposure")
-    parser.add_argument("--duty-cycle", type=float, default=1.0, help="--scenes: shutter-open fraction of a frame interval")
-    parser.add_argument("--per-photo", type=int, default=1, help="--photos: shaken versions of each photo")
-    parser.add_argument("--max-shift", type=float, default=None,
+    parser.add_argument("--split", type=folder_name, default="train", help="split folder name (default train)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (--photos, --scenes)")
+    parser.add_argument("--size", type=int_at_least(8), default=128, help="--scenes: frame size in pixels (default 128)")
+    parser.add_argument("--frames", type=positive_int, default=16, help="--scenes: frames per sequence (default 16)")
+    parser.add_argument("--subframes", type=positive_int, default=10, help="--scenes/--photos: sub-frames per exposure")
+    parser.add_argument("--duty-cycle", type=float_in(0.0, 1.0), default=1.0, help="--scenes: shutter-open fraction of a frame interval")
+    parser.add_argument("--per-photo", type=positive_int, default=1, help="--photos: shaken versions of each photo")
+    parser.add_argument("--max-shift", type=float_in(0.0), default=None,
                         help="--photos: longest camera path in pixels (default 3%% of the short side)")
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .argtypes import positive_int
+
 HELP = "train a method from a YAML config (resumable; runs under accelerate launch / torchrun for DDP)"
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None,
                         help="output folder (default: runs/<config name>); checkpoints in OUT/checkpoints, "
                              "shipped EMA weights in OUT/final")
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="stop at this global step; the lr schedule keeps the config's length, so a later "
                              "--resume continues exactly (use --set train.max_steps=N to shorten the schedule)")
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
@@ -35,7 +37,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..train import load_config, run as train_run
 
+    from ..atomic import check_writable
+    from ..errors import ConfigError
+
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run's checkpoints and weights")
+    check_writable(out, "--out")
     train_run(cfg, out, max_steps=args.max_steps, resume=args.resume)
     return 0

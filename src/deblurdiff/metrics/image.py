@@ -74,7 +74,7 @@ def prepare(pred: torch.Tensor, target: torch.Tensor, convention: Convention = C
     c = convention.crop_border
     if c:
         if 2 * c >= min(p.shape[-2:]):
-            raise InputError(f"crop_border {c} removes the whole {p.shape[-2]}x{p.shape[-1]} image; use a smaller value")
+            raise InputError(f"crop border {c} (--crop-border) removes the whole {p.shape[-2]}x{p.shape[-1]} image; use a smaller value")
         p, t = p[..., c:-c, c:-c], t[..., c:-c, c:-c]
     return p, t
 

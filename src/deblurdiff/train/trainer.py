@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import remove_leftovers
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
 from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
                          load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
@@ -149,6 +150,8 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     tc = cfg.train
     stages = plan_stages(cfg)
     total = stages[-1].end
+    if max_steps is not None and int(max_steps) < 1:
+        raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
     stop = total if max_steps is None else min(total, int(max_steps))
     if tc.batch_size < 1:
         raise ConfigError(f"train.batch_size must be >= 1, got {tc.batch_size}")
@@ -194,12 +197,14 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     if resume in (None, "", "none", "no") and list_checkpoints(ckpt_root):
         raise ConfigError(f"{out_dir} already holds checkpoints of a run; pass --resume auto to continue it, or "
                           "choose another --out (or delete the folder) to start again")
+    # A bad --resume is refused before anything is written (partial folders are never candidates).
+    checkpoint = _resolve_resume(resume, ckpt_root, say)
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(ckpt_root)
+        remove_leftovers(out_dir / "final")  # of a run killed while writing its final weights
         write_json(out_dir / "config.json", dataclasses.asdict(cfg))
     accelerator.wait_for_everyone()
-    checkpoint = _resolve_resume(resume, ckpt_root, say)
     if checkpoint is not None:
         state = read_json(checkpoint / "trainer.json")
         if state.get("method") != cfg.method:
