@@ -103,9 +103,11 @@ def read_weights(path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).split("\n\n")[0].strip() or type(exc).__name__
-        detail = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line),
-                      reason)
+        globals_ = re.findall(r"GLOBAL ([\w.]+)", str(exc)) or re.findall(r"Unsupported global: ([^\s]+)", str(exc))
+        if not globals_:  # a damaged or foreign file, not a refused one
+            raise InputError(f"{path} is not a readable PyTorch or safetensors file (the pickle inside is damaged); "
+                             "pass the .pth/.pkl/.ckpt the official code saved") from None
+        detail = f"it needs {globals_[0]}"
         raise InputError(f"{path} refused: it is a pickle that would import or call code to load ({detail}). "
                          "deblurdiff reads weights with torch.load(weights_only=True) and never runs code from a "
                          "file; re-save just the tensors (torch.save(state_dict) or safetensors) from a trusted "

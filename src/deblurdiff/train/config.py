@@ -77,6 +77,10 @@ class TrainConfig:
     # DDP: tolerate trainable parameters a stage's loss does not use (one extra graph traversal per
     # step); set false for speed when every trainable parameter always receives a gradient.
     ddp_find_unused: bool = True
+    # Warm start: a checkpoint folder (OUT/final, a shipped one, one written by `deblurdiff weights
+    # import`) or hub id whose config.json gives the model's arguments (the config's `model:` keys
+    # override them) and whose weights initialise it. Ignored on --resume (the checkpoint wins).
+    init_from: str = ""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import os
 import time
@@ -116,6 +117,26 @@ def _make_accelerator(train_cfg):
                           "use 'no' or 'bf16' on CPU") from None
 
 
+def _init_folder(source: str) -> Path:
+    """``train.init_from``: a local checkpoint folder or a hub id, as ``--checkpoint`` takes them."""
+    from ..weights_import import looks_like_hub_id, resolve_hub
+
+    path = resolve_hub(source) if looks_like_hub_id(source) else Path(source)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"train.init_from: {source} is not a checkpoint folder (no config.json); pass OUT/final, "
+                          "a shipped weights folder or one written by `deblurdiff weights import`")
+    return path
+
+
+def _folder_config(path: Path) -> dict:
+    """Method arguments stored in a folder's config.json (diffusers' private keys dropped)."""
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}/config.json is unreadable ({exc})") from None
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
+
+
 def _resolve_resume(resume, ckpt_root: Path, log) -> Path | None:
     if resume in (None, "", "none", "no"):
         return None
@@ -164,11 +185,16 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
     # Identical initial weights on every rank, and on a resume (they are then overwritten anyway).
     seed_everything(derive_seed(tc.seed, 0))
+    init_from = _init_folder(tc.init_from) if tc.init_from and method is None else None
     if method is None:
+        kwargs = {**_folder_config(init_from), **cfg.model} if init_from is not None else cfg.model
         try:
-            method = (method_class or resolve_method_class(cfg.method))(**cfg.model)
+            method = (method_class or resolve_method_class(cfg.method))(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"model: {exc}; check the keys under 'model:' against the method's arguments") from None
+        if init_from is not None:
+            load_weights(method, init_from)
+            say(f"initialised from {init_from}")
     from ..methods.base import DeblurMethod
 
     if isinstance(method, DeblurMethod) and type(method).training_loss is DeblurMethod.training_loss:
