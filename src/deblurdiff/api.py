@@ -34,11 +34,17 @@ def checkpoint_name(method: str, backbone: str | None = None) -> str:
 
 
 def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None = None):
-    """Instantiate a registered method from a checkpoint folder (or its shipped one)."""
+    """Instantiate a registered method from a checkpoint folder, a Hugging Face hub id
+    (``org/name``, fetched with huggingface_hub) or the method's shipped checkpoint."""
     cls = method_class(method)
     if backbone is not None and backbone not in BACKBONES.get(method, ()):
         raise InputError(f"--backbone {backbone!r} does not apply to {method!r}; " + (
             f"choose one of {', '.join(BACKBONES[method])}" if method in BACKBONES else "omit --backbone"))
+    if checkpoint is not None:
+        from .weights_import import looks_like_hub_id, resolve_hub
+
+        if looks_like_hub_id(checkpoint):  # ``org/name``: a Hugging Face hub repo holding a deblurdiff folder
+            checkpoint = resolve_hub(str(checkpoint))
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(checkpoint_name(method, backbone))
     if checkpoint is None and not path.is_dir():
         model = cls()

@@ -6,14 +6,17 @@ Contract (docs/architecture.md): images ``(B, C, H, W)``, clips ``(B, F, C, H, W
 import torch
 
 
-def to_model(x01: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> [-1, 1]."""
-    return x01 * 2.0 - 1.0
+VALUE_RANGES = ("signed", "unit")
 
 
-def to_image(xm: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1], clamped."""
-    return ((xm + 1.0) * 0.5).clamp(0.0, 1.0)
+def to_model(x01: torch.Tensor, value_range: str = "signed") -> torch.Tensor:
+    """[0, 1] -> [-1, 1] (``value_range="unit"``: unchanged, for official weights trained on [0, 1])."""
+    return x01 if value_range == "unit" else x01 * 2.0 - 1.0
+
+
+def to_image(xm: torch.Tensor, value_range: str = "signed") -> torch.Tensor:
+    """[-1, 1] (or [0, 1] with ``value_range="unit"``) -> [0, 1], clamped."""
+    return (xm if value_range == "unit" else (xm + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

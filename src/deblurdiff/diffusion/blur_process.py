@@ -140,14 +140,16 @@ class LatentEstimator(nn.Module):
     """MLP estimator ``f(concat[z_cond, t/T, z_t])``: (2D+1) -> D, then ``depth`` x (D -> D), LeakyReLU.
 
     The last layer is linear (an estimate may be negative). Official sizes: D = 256, depth = 5.
+    ``final_activation=True`` is the official ``denoise`` module (LatentBlurDM.py), whose every
+    ``ResMLP`` ends in LeakyReLU(0.1), the last one included: imported checkpoints use it.
     """
 
-    def __init__(self, dim: int = 256, depth: int = 5):
+    def __init__(self, dim: int = 256, depth: int = 5, final_activation: bool = False):
         super().__init__()
         layers = [nn.Linear(2 * dim + 1, dim), nn.LeakyReLU(0.1, inplace=True)]
         for i in range(depth):
             layers.append(nn.Linear(dim, dim))
-            if i < depth - 1:
+            if i < depth - 1 or final_activation:
                 layers.append(nn.LeakyReLU(0.1, inplace=True))
         self.mlp = nn.Sequential(*layers)
 
@@ -163,11 +165,12 @@ class BlurDiffusionPrior(nn.Module):
     """
 
     def __init__(self, blur_encoder: nn.Module, dim: int = 256, depth: int = 5, timesteps: int = 5,
-                 beta_start: float = 0.0, beta_end: float = 0.02, a_start: float = 1.0, a_end: float = 2.0):
+                 beta_start: float = 0.0, beta_end: float = 0.02, a_start: float = 1.0, a_end: float = 2.0,
+                 final_activation: bool = False):
         super().__init__()
         self.blur_encoder = blur_encoder
-        self.noise_estimator = LatentEstimator(dim, depth)
-        self.residual_estimator = LatentEstimator(dim, depth)
+        self.noise_estimator = LatentEstimator(dim, depth, final_activation)
+        self.residual_estimator = LatentEstimator(dim, depth, final_activation)
         self.schedule = BlurSchedule(timesteps, beta_start, beta_end, a_start, a_end)
 
     def forward(self, blur: torch.Tensor, generator: torch.Generator | None = None,

@@ -15,6 +15,11 @@ Training has three phases, chosen per stage by ``loss: {phase: ...}`` or by the 
                  encoder's latents of real partial exposures (``subframes`` in the batch) or of
                  the closed-form ones otherwise;
   ``joint``      (3) backbone + prior end to end with the backbone's loss (also the single-stage default).
+
+Official checkpoints (``deblurdiff weights import blurdm``) run with ``value_range="unit"`` (the
+official loaders feed [0, 1], ``ZeroToOne=True`` in deblur_predict_ddp.py), ``fusion="official"``
+(``x * k + v``), ``latent_norm=False`` and ``estimator_activation=True`` (LatentBlurDM.py's
+``denoise`` ends in LeakyReLU).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from ..errors import ConfigError
 from ..nn.latent_encoder import LatentEncoder
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
-from .regression import backbone_loss, build_backbone, check_blurred, check_pair, final_output
+from .regression import backbone_loss, build_backbone, check_blurred, check_pair, check_value_range, final_output
 
 PHASES = ("sharp", "diffusion", "joint")
 STAGE_NAME_PHASES = {"stage1": "sharp", "stage2": "diffusion", "stage3": "joint", "main": "joint",
@@ -46,13 +51,18 @@ class BlurDM(DeblurMethod):
     def __init__(self, backbone: str = "nafnet", backbone_options: dict | None = None, prior: str = "blur",
                  latent_width: int = 64, latent_dim: int = 256, latent_resblocks: int = 6,
                  estimator_depth: int = 5, timesteps: int = 5, beta_start: float = 0.0, beta_end: float = 0.02,
-                 a_start: float = 1.0, a_end: float = 2.0, fft_weight: float = 0.1):
+                 a_start: float = 1.0, a_end: float = 2.0, fft_weight: float = 0.1, value_range: str = "signed",
+                 fusion: str = "residual", latent_norm: bool = True, estimator_activation: bool = False):
         super().__init__()
-        self.backbone = build_backbone(backbone, backbone_options, prior_dim=latent_dim)
-        encoder = lambda: LatentEncoder(width=latent_width, dim=latent_dim, resblocks=latent_resblocks)  # noqa: E731
+        check_value_range(value_range)
+        if fusion not in ("residual", "official"):
+            raise ConfigError(f"fusion must be 'residual' (ours) or 'official' (x * k + v), got {fusion!r}")
+        self.backbone = build_backbone(backbone, backbone_options, prior_dim=latent_dim, fusion=fusion)
+        encoder = lambda: LatentEncoder(width=latent_width, dim=latent_dim, resblocks=latent_resblocks,  # noqa: E731
+                                        norm=latent_norm)
         self.sharp_encoder = encoder()
-        schedule = {"beta_start": beta_start, "beta_end": beta_end, "a_start": a_start, "a_end": a_end} \
-            if prior == "blur" else {}
+        schedule = {"beta_start": beta_start, "beta_end": beta_end, "a_start": a_start, "a_end": a_end,
+                    "final_activation": estimator_activation} if prior == "blur" else {}
         self.prior = make_prior(prior, encoder(), latent_dim, estimator_depth, timesteps, **schedule)
 
     def __getattr__(self, name: str):
@@ -72,7 +82,7 @@ class BlurDM(DeblurMethod):
         return phase
 
     def training_loss(self, batch: dict) -> dict:
-        blur, sharp = check_pair(batch)
+        blur, sharp = check_pair(batch, self.config.value_range)
         phase = self._phase(batch)
         if phase == "sharp":
             out = self.backbone(blur, self.sharp_encoder(blur, sharp))
@@ -105,7 +115,7 @@ class BlurDM(DeblurMethod):
         """Latents of the partial exposures ``B_0..B_T`` under the (frozen) sharp encoder."""
         sched = self.prior.schedule
         if subframes is not None and subframes.ndim == 5:
-            images = to_model(progressive_blur(subframes, sched))
+            images = to_model(progressive_blur(subframes, sched), self.config.value_range)
             return [z_sharp] + [self.sharp_encoder(blur, images[t]) for t in range(1, sched.timesteps + 1)]
         z_blur = self.sharp_encoder(blur, blur)
         return [closed_form_blur(z_sharp, z_blur, sched, t) for t in range(sched.timesteps + 1)]
@@ -117,5 +127,6 @@ class BlurDM(DeblurMethod):
         if steps not in (None, self.config.timesteps):
             raise ConfigError(f"BlurDM's chain has exactly {self.config.timesteps} steps (it is trained unrolled); "
                               f"drop --steps or pass {self.config.timesteps}")
-        blur = to_model(blurred)
-        return to_image(final_output(self.backbone(blur, self.prior(blur, generator=generator))))
+        vr = self.config.value_range
+        blur = to_model(blurred, vr)
+        return to_image(final_output(self.backbone(blur, self.prior(blur, generator=generator))), vr)

@@ -15,10 +15,11 @@ from diffusers.configuration_utils import register_to_config
 from ..errors import ConfigError, InputError
 from ..nn.mimo_unet import MIMOUNet
 from ..nn.nafnet import NAFNet
-from ..tensors import to_image, to_model
+from ..tensors import VALUE_RANGES, to_image, to_model
 from .base import DeblurMethod
 
-NAFNET_DEFAULTS = {"width": 32, "enc_blk_nums": [1, 1, 1, 28], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1]}
+NAFNET_DEFAULTS = {"width": 32, "enc_blk_nums": [1, 1, 1, 28], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1],
+                   "pad_mode": "replicate", "pad_multiple": None, "tlc_base_size": 0}
 MIMO_DEFAULTS = {"base_channel": 32, "num_res": 8}
 
 
@@ -38,7 +39,14 @@ def psnr_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (10.0 / math.log(10.0)) * torch.log(mse + 1e-8).mean()
 
 
-def build_backbone(name: str, options: dict | None, prior_dim: int = 0):
+def check_value_range(value_range: str) -> str:
+    if value_range not in VALUE_RANGES:
+        raise ConfigError(f"value_range must be 'signed' ([-1, 1], deblurdiff's own weights) or 'unit' "
+                          f"([0, 1], official NAFNet / MIMO-UNet / BlurDM weights), got {value_range!r}")
+    return value_range
+
+
+def build_backbone(name: str, options: dict | None, prior_dim: int = 0, fusion: str = "residual"):
     """``nafnet`` or ``mimo-unet`` with paper-width defaults overridden by ``options``."""
     defaults = {"nafnet": NAFNET_DEFAULTS, "mimo-unet": MIMO_DEFAULTS}
     if name not in defaults:
@@ -51,8 +59,9 @@ def build_backbone(name: str, options: dict | None, prior_dim: int = 0):
     if name == "nafnet":
         return NAFNet(width=kwargs["width"], enc_blk_nums=tuple(kwargs["enc_blk_nums"]),
                       middle_blk_num=kwargs["middle_blk_num"], dec_blk_nums=tuple(kwargs["dec_blk_nums"]),
-                      prior_dim=prior_dim)
-    return MIMOUNet(base_channel=kwargs["base_channel"], num_res=kwargs["num_res"], prior_dim=prior_dim)
+                      prior_dim=prior_dim, pad_mode=kwargs["pad_mode"], pad_multiple=kwargs["pad_multiple"],
+                      tlc_base_size=kwargs["tlc_base_size"], fusion=fusion)
+    return MIMOUNet(base_channel=kwargs["base_channel"], num_res=kwargs["num_res"], prior_dim=prior_dim, fusion=fusion)
 
 
 def backbone_loss(name: str, output, sharp_m: torch.Tensor, fft_weight: float = 0.1) -> torch.Tensor:
@@ -72,7 +81,7 @@ def final_output(output) -> torch.Tensor:
     return output[-1] if isinstance(output, (list, tuple)) else output
 
 
-def check_pair(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def check_pair(batch: dict, value_range: str = "signed") -> tuple[torch.Tensor, torch.Tensor]:
     """``blur`` and ``sharp`` of an image batch, converted to the model range, with a clear error."""
     for key in ("blur", "sharp"):
         if key not in batch:
@@ -81,7 +90,7 @@ def check_pair(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     if blur.ndim != 4 or blur.shape != sharp.shape:
         raise InputError(f"image batches must be (B,C,H,W) blur/sharp pairs of one shape, got "
                          f"{tuple(blur.shape)} and {tuple(sharp.shape)}; use data.mode: image")
-    return to_model(blur), to_model(sharp)
+    return to_model(blur, value_range), to_model(sharp, value_range)
 
 
 def check_blurred(blurred: torch.Tensor) -> None:
@@ -96,7 +105,7 @@ class _Regression(DeblurMethod):
     backbone_name = ""
 
     def training_loss(self, batch: dict) -> dict:
-        blur, sharp = check_pair(batch)
+        blur, sharp = check_pair(batch, self.config.value_range)
         loss = backbone_loss(self.backbone_name, self.backbone(blur), sharp, self._fft_weight())
         return {"loss": loss}
 
@@ -106,22 +115,32 @@ class _Regression(DeblurMethod):
     @torch.no_grad()
     def restore(self, blurred, *, steps=None, sampler=None, generator=None, progress=False):
         check_blurred(blurred)
-        return to_image(final_output(self.backbone(to_model(blurred))))
+        vr = self.config.value_range
+        return to_image(final_output(self.backbone(to_model(blurred, vr))), vr)
 
 
 class NAFNetDeblur(_Regression):
-    """NAFNet trained alone with its PSNR loss (official GoPro setting: width 32, 1-1-1-28 / 1 / 1-1-1-1)."""
+    """NAFNet trained alone with its PSNR loss (official GoPro setting: width 32, 1-1-1-28 / 1 / 1-1-1-1).
+
+    ``value_range``: "signed" ([-1, 1], deblurdiff's weights) or "unit" ([0, 1]: the official
+    code feeds BasicSR's ``img2tensor`` output unnormalised). With the official options
+    (``deblurdiff.weights_import.OFFICIAL_CONFIGS``) the model also pads like the official one
+    (zeros to ``2**levels``) and tests like NAFNetLocal (``tlc_base_size=384``); see ``nn.nafnet``.
+    """
 
     method_name = "nafnet"
     backbone_name = "nafnet"
 
     @register_to_config
     def __init__(self, width: int = 32, enc_blk_nums: list = (1, 1, 1, 28), middle_blk_num: int = 1,
-                 dec_blk_nums: list = (1, 1, 1, 1)):
+                 dec_blk_nums: list = (1, 1, 1, 1), value_range: str = "signed", pad_mode: str = "replicate",
+                 pad_multiple: int | None = None, tlc_base_size: int = 0):
         super().__init__()
+        check_value_range(value_range)
         self.backbone = build_backbone("nafnet", {"width": width, "enc_blk_nums": list(enc_blk_nums),
                                                   "middle_blk_num": middle_blk_num,
-                                                  "dec_blk_nums": list(dec_blk_nums)})
+                                                  "dec_blk_nums": list(dec_blk_nums), "pad_mode": pad_mode,
+                                                  "pad_multiple": pad_multiple, "tlc_base_size": tlc_base_size})
 
 
 class MIMOUNetDeblur(_Regression):
@@ -131,8 +150,9 @@ class MIMOUNetDeblur(_Regression):
     backbone_name = "mimo-unet"
 
     @register_to_config
-    def __init__(self, base_channel: int = 32, num_res: int = 8, fft_weight: float = 0.1):
+    def __init__(self, base_channel: int = 32, num_res: int = 8, fft_weight: float = 0.1, value_range: str = "signed"):
         super().__init__()
+        check_value_range(value_range)
         self.backbone = build_backbone("mimo-unet", {"base_channel": base_channel, "num_res": num_res})
 
     def _fft_weight(self) -> float:

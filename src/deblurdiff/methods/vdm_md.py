@@ -90,7 +90,7 @@ class VDMMD(DeblurMethod):
     @register_to_config
     def __init__(self, frames: int = 10, image_size: int = 64, channels: int = 3,
                  ae_ch: int = 128, ae_ch_mult: tuple = (1, 2, 4), ae_num_res_blocks: int = 2,
-                 ae_norm_groups: int = 32, latent_channels: int = 3,
+                 ae_norm_groups: int = 32, latent_channels: int = 3, ae_mid_attention: bool = False,
                  hidden_size: int = 1152, depth: int = 28, num_heads: int = 16, patch_size: tuple = (1, 2, 2),
                  mlp_ratio: float = 4.0, qk_norm: bool = True,
                  latent_scale: float | None = None, schedule: str = "linear", num_train_timesteps: int = 1000,
@@ -102,7 +102,7 @@ class VDMMD(DeblurMethod):
         self.frames = frames
         self.autoencoder = FrameAutoencoder(in_channels=channels, latent_channels=latent_channels, ch=ae_ch,
                                             ch_mult=tuple(ae_ch_mult), num_res_blocks=ae_num_res_blocks,
-                                            norm_num_groups=ae_norm_groups)
+                                            norm_num_groups=ae_norm_groups, mid_attention=ae_mid_attention)
         self.multiple = self.autoencoder.downsample * int(patch_size[-1])
         if image_size % self.multiple:
             raise ConfigError(f"image_size={image_size} must be a multiple of {self.multiple} "

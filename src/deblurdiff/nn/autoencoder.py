@@ -7,6 +7,10 @@ diffusers' ``Encoder`` / ``Decoder`` are exactly the taming-transformers VQGAN b
 (ResNet blocks, GroupNorm, SiLU, strided-conv downsampling, nearest upsampling), so they are
 reused here with ``mid_block_add_attention=False``; the 1x1 ``quant_conv`` / ``post_quant_conv``
 of VQGAN are kept. Frames of a clip are folded into the batch: the autoencoder never mixes time.
+``mid_attention=True`` adds the single-head attention block that taming's ``Encoder`` / ``Decoder``
+always place between the two middle ResNet blocks (``mid.attn_1``, whatever ``attn_resolutions``
+says): the official VDM-MD VQGAN (configs/vqgan/vqgan_no_quant.yaml) has it, so imported
+checkpoints use it.
 
 Latents are divided by ``latent_scale`` (the std of training latents, computed from data by the
 method, see ``deblurdiff.methods.vdm_md``) before the diffusion prior sees them.
@@ -34,7 +38,8 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, in_channels: int = 3, latent_channels: int = 3, ch: int = 128,
-                 ch_mult: tuple = (1, 2, 4), num_res_blocks: int = 2, norm_num_groups: int = 32):
+                 ch_mult: tuple = (1, 2, 4), num_res_blocks: int = 2, norm_num_groups: int = 32,
+                 mid_attention: bool = False):
         super().__init__()
         widths = [ch * m for m in ch_mult]
         if any(w % norm_num_groups for w in widths):
@@ -43,11 +48,11 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
         self.encoder = Encoder(in_channels=in_channels, out_channels=latent_channels,
                                down_block_types=("DownEncoderBlock2D",) * len(widths),
                                block_out_channels=tuple(widths), layers_per_block=num_res_blocks,
-                               norm_num_groups=norm_num_groups, double_z=False, mid_block_add_attention=False)
+                               norm_num_groups=norm_num_groups, double_z=False, mid_block_add_attention=mid_attention)
         self.decoder = Decoder(in_channels=latent_channels, out_channels=in_channels,
                                up_block_types=("UpDecoderBlock2D",) * len(widths),
                                block_out_channels=tuple(widths), layers_per_block=num_res_blocks,
-                               norm_num_groups=norm_num_groups, mid_block_add_attention=False)
+                               norm_num_groups=norm_num_groups, mid_block_add_attention=mid_attention)
         self.quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
 

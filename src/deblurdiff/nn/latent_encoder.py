@@ -9,7 +9,8 @@ latents came out near 0.14 RMS, below BlurDM's start noise ``beta_bar_T = 0.18``
 began from noise rather than from ``Z_blur + small noise``. On PSNR alone it did not pay (tiny
 NAFNet, 1000 backbone steps: 26.81 dB without it, 26.78 with it); with the fan-in-scaled fusion
 of ``prior_fusion.py`` the model reaches 26.85, level with the backbone alone. It has no
-parameters, so official weights still load.
+parameters, so official weights still load; ``norm=False`` drops it (the official encoder,
+which imported checkpoints use).
 
 The sharp encoder is ``LE(blur, sharp)``, the blur encoder ``LE(blur, blur)``: the same
 architecture with separate weights.
@@ -39,7 +40,7 @@ class LatentEncoder(nn.Module):
     """Two images ``(B, C, H, W)`` in [-1, 1] -> ``(B, dim)`` (replicate-padded to a multiple of ``downscale``)."""
 
     def __init__(self, in_channels: int = 3, inputs: int = 2, width: int = 64, dim: int = 256,
-                 resblocks: int = 6, downscale: int = 4):
+                 resblocks: int = 6, downscale: int = 4, norm: bool = True):
         super().__init__()
         self.downscale = downscale
         self.unshuffle = nn.PixelUnshuffle(downscale)
@@ -50,7 +51,7 @@ class LatentEncoder(nn.Module):
                                   nn.Conv2d(2 * width, 2 * width, 3, padding=1), act(),
                                   nn.Conv2d(2 * width, dim, 3, padding=1), act())
         self.mlp = nn.Sequential(nn.Linear(dim, dim), act(), nn.Linear(dim, dim), act())
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False) if norm else nn.Identity()
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.unshuffle(pad_to_multiple(im, self.downscale)[0]) for im in images], dim=1)

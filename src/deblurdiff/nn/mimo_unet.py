@@ -102,7 +102,8 @@ def _double(x):
 class MIMOUNet(nn.Module):
     """Image ``(B, C, H, W)`` -> ``[out_1/4, out_1/2, out_1]``."""
 
-    def __init__(self, img_channels: int = 3, base_channel: int = 32, num_res: int = 8, prior_dim: int = 0):
+    def __init__(self, img_channels: int = 3, base_channel: int = 32, num_res: int = 8, prior_dim: int = 0,
+                 fusion: str = "residual"):
         super().__init__()
         b = base_channel
         self.Encoder = nn.ModuleList([EBlock(b, num_res), EBlock(2 * b, num_res), EBlock(4 * b, num_res)])
@@ -119,7 +120,7 @@ class MIMOUNet(nn.Module):
         self.SCM1 = SCM(4 * b, img_channels)
         self.FAM2 = FAM(2 * b)
         self.SCM2 = SCM(2 * b, img_channels)
-        self.fusions = nn.ModuleList([PriorFusion(prior_dim, c) for c in (4 * b, 2 * b, b)]) if prior_dim else None
+        self.fusions = nn.ModuleList([PriorFusion(prior_dim, c, fusion) for c in (4 * b, 2 * b, b)]) if prior_dim else None
         self.multiple = 8
 
     def _fuse(self, i, x, prior):

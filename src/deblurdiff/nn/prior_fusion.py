@@ -12,6 +12,10 @@ per step whatever the gradient's size, so without the factor a unit-RMS ``dim``-
 modulation by ~``lr * dim`` per step, and in our tiny NAFNet runs that noise cost 0.07 dB against
 the backbone alone (1000 steps: 26.78 -> 26.85 dB with the factor). Converting official weights
 multiplies ``kernel.weight`` by ``sqrt(dim)``.
+
+``form="official"`` is the official module exactly (``x * k + v``, no scale; BlurDM's MIMO-UNet
+``DBlock.kv``): the form imported official checkpoints run with, since ``x * k`` cannot be
+rewritten as ``x * (1 + k')`` by a bias-free linear layer.
 """
 from __future__ import annotations
 
@@ -23,14 +27,18 @@ from torch import nn
 class PriorFusion(nn.Module):
     """Feature-wise affine modulation of ``(B, C, H, W)`` by a prior vector ``(B, dim)``."""
 
-    def __init__(self, dim: int, channels: int):
+    def __init__(self, dim: int, channels: int, form: str = "residual"):
         super().__init__()
+        if form not in ("residual", "official"):
+            raise ValueError(f"prior fusion form must be 'residual' or 'official', got {form!r}")
         self.kernel = nn.Linear(dim, 2 * channels, bias=False)
-        nn.init.zeros_(self.kernel.weight)
-        self.scale = dim ** -0.5
+        self.official = form == "official"
+        if not self.official:
+            nn.init.zeros_(self.kernel.weight)
+        self.scale = 1.0 if self.official else dim ** -0.5
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if z is None:
             return x
         k, v = rearrange(self.kernel(z * self.scale), "b (two c) -> two b c 1 1", two=2)
-        return x * (1 + k) + v
+        return x * k + v if self.official else x * (1 + k) + v

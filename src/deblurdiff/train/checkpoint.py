@@ -246,17 +246,22 @@ def _read_weights(folder: Path) -> dict:
     return state
 
 
-def init_weights_folder(spec: str) -> Path:
+def init_weights_folder(spec) -> Path:
     """The folder of safetensors weights named by ``train.init``.
 
     Accepts a run's ``final/`` (EMA weights), a ``checkpoints/step-N/`` folder (its EMA weights,
-    which are what ships), any folder of safetensors, or the name of a shipped checkpoint.
+    which are what ships), any folder of safetensors, the name of a shipped checkpoint, or a
+    Hugging Face hub id (``org/name``) as ``--checkpoint`` takes it.
     """
     from ..methods import shipped_checkpoint
+    from ..weights_import import looks_like_hub_id, resolve_hub
 
+    spec = str(spec)
     path = Path(spec).expanduser()
     if not path.exists() and "/" not in spec and shipped_checkpoint(spec).is_dir():
         path = shipped_checkpoint(spec)
+    elif looks_like_hub_id(spec):
+        path = resolve_hub(spec)
     if not path.is_dir():
         raise CheckpointError(f"train.init: {spec} is not a folder of weights nor a shipped checkpoint's name; "
                               "give a run's final/ or checkpoints/step-N/ folder")
@@ -266,7 +271,7 @@ def init_weights_folder(spec: str) -> Path:
     raise CheckpointError(f"train.init: {path} holds no .safetensors weights (nor an ema/ folder of them)")
 
 
-def warm_start(module: torch.nn.Module, spec: str, strict: bool = True) -> dict:
+def warm_start(module: torch.nn.Module, spec, strict: bool = True) -> dict:
     """Initialise ``module`` from ``train.init`` and return what was loaded and skipped.
 
     Strict: every tensor of the model must be in the file with its shape, and nothing else.

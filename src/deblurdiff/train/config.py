@@ -74,8 +74,11 @@ class TrainConfig:
     sample_every: int = 0
     max_bad_steps: int = 5
     channels_last: bool = False
-    # Warm start: weights to begin a fresh run from (a run's final/ or checkpoints/step-N/ folder, a
-    # folder of safetensors, or a shipped checkpoint's name such as "nafnet"); ignored on --resume.
+    # Warm start: weights to begin a fresh run from: a run's final/ or checkpoints/step-N/ folder, a
+    # shipped checkpoint's name ("nafnet"), a folder of `deblurdiff weights import`, or a hub id. Its
+    # config.json gives the architecture when written for the same method (`model:` keys override
+    # it). init_strict: false loads the tensors whose names and shapes fit (a backbone into BlurDM).
+    # A resume that finds a checkpoint replaces these weights with the checkpoint's.
     init: str | None = None
     init_strict: bool = True
     # DDP: tolerate trainable parameters a stage's loss does not use (one extra graph traversal per

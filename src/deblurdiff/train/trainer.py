@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import os
 import time
@@ -27,7 +28,7 @@ from ..atomic import remove_leftovers
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
 from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
                          load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
-                         verify, warm_start, write_json)
+                         verify, init_weights_folder, warm_start, write_json)
 from .config import DataConfig, ExperimentConfig
 from .data import ShardedBatches, StreamPosition, batch_stream, derive_seed, seed_everything
 from .ema import WeightEMA
@@ -117,6 +118,18 @@ def _make_accelerator(train_cfg):
                           "use 'no' or 'bf16' on CPU") from None
 
 
+def _folder_config(folder: Path, cls) -> dict:
+    """The method arguments stored in a warm-start folder's config.json when it was written for
+    ``cls`` (an imported official checkpoint carries its architecture there); {} otherwise."""
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if raw.get("_class_name") != getattr(cls, "__name__", None):
+        return {}
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
+
+
 def _resolve_resume(resume, ckpt_root: Path, log) -> Path | None:
     if resume in (None, "", "none", "no"):
         return None
@@ -167,18 +180,22 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
 
     # Identical initial weights on every rank, and on a resume (they are then overwritten anyway).
     seed_everything(derive_seed(tc.seed, 0))
+    init = init_weights_folder(tc.init) if tc.init else None
     if method is None:
+        cls = method_class or resolve_method_class(cfg.method)
+        # The config's `model:` keys override the architecture stored with the warm-start weights.
+        kwargs = {**_folder_config(init, cls), **cfg.model} if init is not None else cfg.model
         try:
-            method = (method_class or resolve_method_class(cfg.method))(**cfg.model)
+            method = cls(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"model: {exc}; check the keys under 'model:' against the method's arguments") from None
     from ..methods.base import DeblurMethod
 
     if isinstance(method, DeblurMethod) and type(method).training_loss is DeblurMethod.training_loss:
         raise ConfigError(f"method {cfg.method!r} has nothing to train (no training_loss); train a learned method")
-    if tc.init and resume in (None, "", "none", "no", "auto"):
+    if init is not None:
         # On a resume that finds a checkpoint these weights are replaced by the checkpoint's below.
-        report = warm_start(method, tc.init, tc.init_strict)
+        report = warm_start(method, init, tc.init_strict)
         say(f"warm start from {report['folder']}: {len(report['loaded'])} tensors loaded"
             + "".join(f"; {what} ({len(report[what])}): {', '.join(report[what][:8])}"
                       + (" ..." if len(report[what]) > 8 else "")
