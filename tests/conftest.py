@@ -19,3 +19,14 @@ def shared_data():
     if not path.is_dir():
         pytest.skip("../shared/data is not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_photo_pool(tmp_path_factory, monkeypatch):
+    """Training sources see no photo pool, whether or not this machine has fetched one, so that
+    tests give the same data everywhere; pool tests point ``pool_dir`` at a pool they build."""
+    from deblurdiff.blur import photos
+
+    empty = tmp_path_factory.mktemp("no-photo-pool")
+    monkeypatch.setattr(photos, "pool_dir", lambda: empty)
+    return empty

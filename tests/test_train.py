@@ -473,3 +473,38 @@ def test_cli_trains_and_resumes_the_toy_config(tmp_path):
     assert "resuming from" in resumed.stdout
     assert json.loads((tmp_path / "final/training.json").read_text())["step"] == 3
     TinyConvDeblur.from_pretrained(tmp_path / "final")
+
+
+def test_warm_start_loads_a_backbone_into_blurdm_partially_and_refuses_strictly(tmp_path):
+    """train.init: a trained NAFNet initialises BlurDM's backbone.* (partial); strict names the gap."""
+    from deblurdiff.methods.blurdm import BlurDM
+    from deblurdiff.methods.regression import NAFNetDeblur
+    from deblurdiff.train.checkpoint import warm_start
+
+    arch = {"width": 8, "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1]}
+    torch.manual_seed(0)
+    NAFNetDeblur(**arch).save_pretrained(tmp_path / "nafnet")
+    trained = weights(tmp_path / "nafnet")
+    blurdm = BlurDM(backbone="nafnet", backbone_options=arch, latent_width=8, latent_dim=16, latent_resblocks=1,
+                    estimator_depth=2, timesteps=3)
+    with pytest.raises(CheckpointError, match="init_strict"):
+        warm_start(blurdm, tmp_path / "nafnet", strict=True)
+    report = warm_start(blurdm, tmp_path / "nafnet", strict=False)
+    own = blurdm.state_dict()
+    assert report["loaded"] and all(k.startswith("backbone.") for k in report["loaded"])
+    assert all(torch.equal(own[k], trained[k]) for k in report["loaded"])
+    assert report["missing"] and not any(k in trained for k in report["missing"])
+    # The prior-fusion parameters exist only in BlurDM: everything else of the backbone was loaded.
+    assert {k for k in trained if k.startswith("backbone.")} - set(report["loaded"]) == set(report["misshapen"])
+
+
+def test_warm_start_from_a_run_continues_its_ema_weights(reference_run, tmp_path):
+    """A fresh run with train.init = the reference run's last checkpoint starts from its EMA
+    weights (lr 0 keeps them), and the log says how many tensors it loaded."""
+    out, final = reference_run
+    step = sorted((out / "checkpoints").glob("step-*"))[-1]
+    cfg = parse_config(raw_config(lr=0.0, warmup_steps=0, init=str(step)))
+    new_final = run(cfg, tmp_path / "warm", max_steps=1)
+    assert_identical(step / "ema", new_final)
+    with pytest.raises(CheckpointError, match="not a folder of weights"):
+        run(parse_config(raw_config(init=str(tmp_path / "nowhere"))), tmp_path / "cold")
