@@ -7,7 +7,11 @@
    (1280x720) and the two HI-Diff crops, PSNR / SSIM / LPIPS (alex, when its weights are
    installed) beside the blurry input and, for Istanbul (GOPR0384_11_00 frame 1), the published
    DMPHN and HINet outputs. Skipped when the folder is absent.
-3. Throughput of the shipped recipe (bf16 autocast + channels_last) against fp32 defaults, NAFNet
+3. The sharp reference: how far the mid-exposure pose (the convention before benchmark v2) sits
+   from the path's centre of mass on the benchmark's own trajectories, and the PSNR between the
+   two references, i.e. the ceiling of a method that recovers the blur's centroid exactly but is
+   scored against the mid-exposure pose.
+4. Throughput of the shipped recipe (bf16 autocast + channels_last) against fp32 defaults, NAFNet
    forward+backward+Adam at the recipe's batch and crop, interleaved rounds in one run.
 
     python benchmarks/bench_image_models.py [--data DIR] [--real DIR] [--seeds 3] [--weights NAME=DIR]
@@ -128,6 +132,27 @@ def real_part(models, real: Path, figures: dict) -> list[dict]:
     return table
 
 
+def reference_offsets(figures: dict) -> None:
+    from deblurdiff.blur.benchmark import IMAGE_COUNT, image_pair
+    from deblurdiff.blur.shake import apply_trajectory
+
+    offsets, ceilings = [], []
+    for index in range(IMAGE_COUNT):
+        pair = image_pair(index)
+        trajectory = pair["trajectory"]          # zero mean: the centroid reference
+        # The mid-exposure pose, taken as the mean of the two middle sub-frames' poses.
+        k = len(trajectory)
+        middle = trajectory[(k - 1) // 2: k // 2 + 1].mean(0, keepdim=True)
+        offsets.append(float(middle[0, :2].norm()))
+        sharp_middle = apply_trajectory(pair["sharp"], middle)[0]
+        inner = (slice(None), slice(24, -24), slice(24, -24))  # away from reflected borders
+        ceilings.append(float(psnr(sharp_middle[inner][None], pair["sharp"][inner][None])))
+    offsets.sort()
+    figures["reference_offset_px_mean"] = statistics.mean(offsets)
+    figures["reference_offset_px_p90"] = offsets[int(0.9 * (len(offsets) - 1))]
+    figures["reference_psnr_middle_vs_centroid"] = statistics.mean(ceilings)
+
+
 def recipe_throughput(batch: int = 8, crop: int = 128, steps: int = 6, rounds: int = 2) -> dict:
     """samples/s of NAFNet (the shipped architecture) training steps: fp32 vs bf16 + channels_last."""
     from deblurdiff.methods.regression import NAFNetDeblur
@@ -174,6 +199,7 @@ def main(argv=None):
         table += real_part(models, real, figures)
     else:
         print(f"real-blur part skipped: {real} is not present")
+    reference_offsets(figures)
     if not args.skip_speed:
         rates = recipe_throughput()
         figures.update({f"train_samples_per_s_{k}": v for k, v in rates.items()})
