@@ -72,5 +72,5 @@ def test_errors_for_mismatched_or_tiny_inputs():
         psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
     with pytest.raises(InputError, match="at least 11x11"):
         ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
-    with pytest.raises(InputError, match="crop_border"):
+    with pytest.raises(InputError, match="crop border"):
         psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), Convention(crop_border=4))

@@ -114,7 +114,7 @@ def test_gradient_checkpointing_matches_plain_backward():
 
 
 def test_save_load_round_trip(tmp_path):
-    model = randomise_zero_inits(tiny(learn_sigma=True))
+    model = randomise_zero_inits(tiny(learn_sigma=True)).eval()  # from_pretrained returns eval mode
     model.save_pretrained(tmp_path)
     loaded = VideoDiT.from_pretrained(tmp_path)
     x, t = torch.randn(1, 6, 3, 8, 8), torch.tensor([7])
