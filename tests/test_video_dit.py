@@ -119,7 +119,11 @@ def test_save_load_round_trip(tmp_path):
     loaded = VideoDiT.from_pretrained(tmp_path)
     x, t = torch.randn(1, 6, 3, 8, 8), torch.tensor([7])
     assert loaded.config.learn_sigma and loaded.config.hidden_size == 32
-    assert torch.equal(model(x, t), loaded(x, t))
+    saved, back = model.state_dict(), loaded.state_dict()
+    assert saved.keys() == back.keys() and all(torch.equal(saved[k], back[k]) for k in saved)
+    # Bit-equal weights; the outputs may differ in the last bit because memory-mapped tensors are
+    # aligned differently and the CPU kernels then sum in another order.
+    assert torch.allclose(model(x, t), loaded(x, t), atol=1e-5)
 
 
 def test_xl2_configuration_size():
