@@ -109,3 +109,29 @@ def test_noise_std_adds_gaussian_noise_to_the_blur_only():
     assert torch.equal(clean["frames"], noisy["frames"])
     difference = (noisy["blur"] - clean["blur"])[(clean["blur"] > 0.1) & (clean["blur"] < 0.9)]
     assert abs(difference.std().item() - 0.02) < 0.003 and abs(difference.mean().item()) < 0.003
+
+
+def test_linear_and_noise_shares_are_per_item_draws():
+    """``linear: 0.5`` averages about half the items in linear light (the blur is then exactly the
+    linear-light mean of the item's sub-frames, else their plain mean); ``noise_share`` noises
+    about that fraction of the items and leaves the others exactly noise-free."""
+    from deblurdiff.blur.formation import temporal_average
+    from deblurdiff.data import build_dataset
+    from deblurdiff.train.config import DataConfig
+
+    base = {"max_shift": 6.0, "max_rotation": 0.0, "photos": ["camera"]}
+    linear = build_dataset(DataConfig(source="shake", size=24, crop=24, length=40, augment=False,
+                                      options={**base, "linear": 0.5}))
+    kinds = []
+    for i in range(40):
+        item = linear[i]
+        if torch.allclose(item["blur"], temporal_average(item["subframes"], 2.2, dim=0), atol=1e-5):
+            kinds.append("linear")
+        elif torch.allclose(item["blur"], item["subframes"].mean(0), atol=1e-5):
+            kinds.append("gamma")
+    assert len(kinds) == 40 and 10 <= kinds.count("linear") <= 30
+
+    noisy = build_dataset(DataConfig(source="shake", size=24, crop=24, length=40, augment=False,
+                                     options={**base, "noise_std": 0.05, "noise_share": 0.3}))
+    flags = [not torch.allclose(noisy[i]["blur"], noisy[i]["subframes"].mean(0), atol=1e-5) for i in range(40)]
+    assert 4 <= sum(flags) <= 22

@@ -9,11 +9,13 @@ benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
 ``cfg.size`` is the rendered size; a smaller ``cfg.crop`` takes a random aligned window of it.
 
 * both: ``duty_cycle`` (float, or ``[low, high]`` drawn per item; default ``[0.5, 1.0]``),
-  ``linear`` (bool: average in linear light with ``gamma``, default false), ``gamma`` (2.2),
+  ``linear`` (average in linear light with ``gamma``: a bool, or the fraction of items so
+  averaged, the rest in gamma-encoded values as GoPro's ``blur``; default false), ``gamma`` (2.2),
   ``photos`` (``pool``: the photo pool of ``deblurdiff photos fetch`` when installed, the default;
   ``skimage``; or a list of names; benchmark photos are refused), ``noise_std`` (Gaussian
   sensor noise added to the blurred input after the average, e.g. 0.01 as VDM-MD's measurement
-  model, or ``[low, high]`` drawn per item; default 0).
+  model, or ``[low, high]`` drawn per item; default 0), ``noise_share`` (the fraction of items
+  that get noise, default 1).
 * ``scenes``: any field of :class:`deblurdiff.blur.scenes.SceneOptions`.
 * ``shake``: ``max_shift`` (pixels per frame, default ``size / 8``), ``min_shift`` (default a
   quarter of ``max_shift``; lengths are drawn uniformly between), ``max_rotation`` (radians,
@@ -39,7 +41,7 @@ from ..errors import ConfigError
 from .augment import augment
 
 MODES = ("image", "video", "exposure")
-_COMMON = {"duty_cycle", "linear", "gamma", "photos", "noise_std"}
+_COMMON = {"duty_cycle", "linear", "gamma", "photos", "noise_std", "noise_share"}
 _SHAKE = {"max_shift", "min_shift", "max_rotation", "jitter", "reference", "scene_share"}
 
 
@@ -76,8 +78,14 @@ def gamma_option(value) -> float | str:
     return float(value)
 
 
-def _gamma(options: dict) -> float | str | None:
-    return gamma_option(options.get("gamma", DEFAULT_GAMMA)) if options.get("linear", False) else None
+def _fraction(options: dict, key: str, default: float) -> float:
+    """An option that is a fraction of items in [0, 1] (a bool counts as 0 or 1)."""
+    value = options.get(key, default)
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"data.options.{key} must be true, false or a fraction in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _range_option(options: dict, key: str, default: float) -> tuple[float, float]:
@@ -112,7 +120,9 @@ class _Generated(Dataset):
         self.cfg = cfg
         self.options = _check_options(cfg, allowed)
         self.photos = _photos(self.options)
-        self.gamma = _gamma(self.options)
+        self.gamma_value = gamma_option(self.options.get("gamma", DEFAULT_GAMMA))
+        self.linear_share = _fraction(self.options, "linear", 0.0)
+        self.noise_share = _fraction(self.options, "noise_share", 1.0)
         self.duty = _duty_range(self.options)
         self.noise = _range_option(self.options, "noise_std", 0.0)
 
@@ -131,13 +141,22 @@ class _Generated(Dataset):
         crop = self.cfg.crop
         if crop and crop < self.cfg.size:
             item = augment(item, torch.Generator().manual_seed(seed ^ 0xC409), crop=crop, flips=False, rotate=False)
-        if self.noise[1] > 0:
+        noisy = self.noise_share >= 1 or float(torch.rand((), generator=torch.Generator().manual_seed(seed ^ 0x5A4E))) \
+            < self.noise_share
+        if self.noise[1] > 0 and noisy:
             generator = torch.Generator().manual_seed(seed ^ 0x0015E)
             low, high = self.noise
             std = low + (high - low) * float(torch.rand((), generator=generator))
             noise = torch.randn(item["blur"].shape, generator=generator)
             item["blur"] = (item["blur"] + std * noise).clamp(0, 1)
         return item
+
+    def _gamma(self, seed: int) -> float | str | None:
+        """The camera response to average this item in linear light with, or None (gamma-encoded)."""
+        if self.linear_share in (0.0, 1.0):
+            return self.gamma_value if self.linear_share else None
+        draw = float(torch.rand((), generator=torch.Generator().manual_seed(seed ^ 0x6A3)))
+        return self.gamma_value if draw < self.linear_share else None
 
     def _duty(self, seed: int) -> float:
         low, high = self.duty
@@ -156,7 +175,7 @@ class SceneDataset(_Generated):
         seed = self._seed(index)
         cfg = self.cfg
         frames = cfg.frames if cfg.mode == "video" else 1
-        clip = generate_clip(seed, cfg.size, frames, cfg.subframes, self._duty(seed), self.gamma,
+        clip = generate_clip(seed, cfg.size, frames, cfg.subframes, self._duty(seed), self._gamma(seed),
                              self.photos, self.scene_options)
         return self._crop(_item(cfg.mode, clip), seed)
 
@@ -200,7 +219,7 @@ class ShakeDataset(_Generated):
         generator = torch.Generator().manual_seed(seed)
         frames = cfg.frames if cfg.mode == "video" else 1
         if self.scene_share > 0 and float(torch.rand((), generator=generator)) < self.scene_share:
-            clip = generate_clip(seed, cfg.size, frames, self.subframes, self._duty(seed), self.gamma, self.photos,
+            clip = generate_clip(seed, cfg.size, frames, self.subframes, self._duty(seed), self._gamma(seed), self.photos,
                                  self.scene_options)
             return self._crop(_item(cfg.mode, clip), seed)
         # A border wide enough for the whole path keeps reflected borders out of the result.
@@ -209,11 +228,11 @@ class ShakeDataset(_Generated):
         photo = random_crop_resized(self._photo(generator), side, side, generator, min_scale=0.25)
         if cfg.mode == "video":
             clip = shake_clip(photo, frames, self.subframes, self.max_shift, self.max_rotation, self.jitter,
-                              self._duty(seed), self.gamma, margin, generator=generator, min_shift=self.min_shift,
+                              self._duty(seed), self._gamma(seed), margin, generator=generator, min_shift=self.min_shift,
                               reference=self.reference)
         else:
             shaken = camera_shake(photo, self.subframes, self.max_shift, self.max_rotation, self.jitter,
-                                  self.gamma, margin, generator=generator, min_shift=self.min_shift,
+                                  self._gamma(seed), margin, generator=generator, min_shift=self.min_shift,
                                   reference=self.reference)
             clip = {"blur": shaken.blurred[None], "sharp": shaken.sharp[None], "subframes": shaken.subframes[None]}
         return self._crop(_item(cfg.mode, clip), seed)
