@@ -13,8 +13,9 @@ __all__ = ["load", "DeblurDiffError", "__version__"]
 from .errors import DeblurDiffError
 
 
-def load(method: str, checkpoint=None, device: str = "auto"):
-    """Load a deblurring method (its shipped checkpoint unless ``checkpoint`` is given)."""
+def load(method: str, checkpoint=None, device: str = "auto", backbone: str | None = None):
+    """Load a deblurring method (its shipped checkpoint unless ``checkpoint`` is given);
+    ``backbone`` picks BlurDM's shipped checkpoint for ``nafnet`` or ``mimo-unet``."""
     from .api import load as _load
 
-    return _load(method, checkpoint=checkpoint, device=device)
+    return _load(method, checkpoint=checkpoint, device=device, backbone=backbone)
