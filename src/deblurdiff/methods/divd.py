@@ -14,6 +14,17 @@ Choices the paper leaves open (all configurable, recorded in config.json):
   signal at low noise, v sits in between) and the loss in pixel space is what PSNR measures;
   on the tiny CPU budget this trained fastest of the three in our runs. ``"eps"`` and ``"v"``
   are available (with ``residual=False``), using the shared schedule's conversions.
+* **EDM preconditioning** (``prediction="edm"``; ``residual=True`` centres it on the blurred
+  frame): ``x0_hat = blur + c_skip (x_t - a blur) + c_out F(c_in (x_t - a blur), blur, t)`` with
+  Karras et al.'s coefficients rewritten for the VP schedule (``diffusion/preconditioning.py``;
+  ``sigma_data`` = the std of ``sharp - blur`` in [-1, 1]). The residual-over-blur x0 output above
+  must carry ``x_t`` through the whole UNet at low noise, and with L1 it learns "change nothing"
+  (the residual's median is 0); here a skip carries ``x_t`` (the estimate tends to ``x_t / a`` as
+  the noise vanishes and to the blurred frame as it grows) and ``F`` only learns a bounded
+  correction whose target has unit variance at every t. The loss is the MSE on ``F`` (= EDM's
+  ``1 / c_out^2`` weight on the x0 error); ``c_noise`` is the timestep itself (the UNet's
+  sinusoidal embedding; a monotone function of sigma on a fixed schedule). The schedule sees an
+  x0 model, so DDIM / DPM-Solver++ / UniPC run unchanged.
 * Loss: L1 on x0 by default (``loss="l1"``; ``"l2"`` is the plain DDPM objective); timesteps
   uniform. At sampling, each x0 estimate is clamped to the pixel range [-1, 1].
 * Inputs whose sides are not multiples of ``multiple`` (the least common multiple of every
@@ -31,10 +42,14 @@ from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 
 from ..diffusion import make_schedule, sample
+from ..diffusion.preconditioning import edm_denoise, edm_scales, edm_target
 from ..errors import ConfigError, InputError
 from ..nn.unet2d import DIVDUNet
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
+
+
+PREDICTIONS = ("x0", "eps", "v", "edm")
 
 
 def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -62,19 +77,24 @@ class DIVD(DeblurMethod):
                  temporal: bool = True, mrpe: bool = True, prediction: str = "x0", residual: bool = True,
                  loss: str = "l1", schedule: str = "linear", num_train_timesteps: int = 1000,
                  zero_terminal_snr: bool = False, default_steps: int = 20, default_sampler: str = "dpmpp",
-                 tile: int = 256):
+                 tile: int = 256, sigma_data: float = 0.5):
         super().__init__()
-        if residual and prediction != "x0":
-            raise ConfigError(f"residual=True needs prediction='x0' (got {prediction!r}); set residual: false "
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"unknown prediction {prediction!r}; use one of {PREDICTIONS}")
+        if residual and prediction not in ("x0", "edm"):
+            raise ConfigError(f"residual=True needs prediction='x0' or 'edm' (got {prediction!r}); set residual: false "
                               f"to train an eps or v model")
         if loss not in ("l1", "l2"):
             raise ConfigError(f"unknown loss {loss!r}; use 'l1' or 'l2'")
+        if not sigma_data > 0:
+            raise ConfigError(f"sigma_data must be positive, got {sigma_data}")
         self.net = DIVDUNet(in_channels=channels, cond_channels=channels, out_channels=channels, width=width,
                             channel_mult=tuple(channel_mult), blocks=tuple(blocks), windows=tuple(windows),
                             frames=frames, heads=tuple(heads) if not isinstance(heads, int) else heads,
                             temporal=temporal, mrpe=mrpe)
+        # An EDM-preconditioned net's output is an x0 estimate: the samplers see an x0 model.
         self.noise_schedule = make_schedule(schedule, num_train_timesteps, zero_terminal_snr=zero_terminal_snr,
-                                            prediction_type=prediction)
+                                            prediction_type="x0" if prediction == "edm" else prediction)
         self.frames = frames
         self.multiple = self.net.multiple
         self.tile = tile
@@ -95,6 +115,10 @@ class DIVD(DeblurMethod):
 
     def predict(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Network prediction in the schedule's parameterisation; clips ``(B, F, C, H, W)`` in [-1, 1]."""
+        if self.config.prediction == "edm":
+            centre = cond if self.config.residual else None
+            return edm_denoise(lambda inp: self.net.forward_clip(inp, cond, t), x_t, t, self.noise_schedule,
+                               self.config.sigma_data, centre)
         out = self.net.forward_clip(x_t, cond, t)
         return cond + out if self.config.residual else out
 
@@ -109,12 +133,24 @@ class DIVD(DeblurMethod):
         noise = torch.randn_like(x0)
         t = self.noise_schedule.sample_timesteps(x0.shape[0], device=x0.device)
         x_t = self.noise_schedule.add_noise(x0, noise, t)
-        pred = self.predict(x_t, cond, t)[..., :h, :w]
-        target = self.noise_schedule.target(x0, noise, t)[..., :h, :w]
+        if self.config.prediction == "edm":
+            # EDM: MSE (or L1) on the network's own output F against its unit-variance target,
+            # i.e. the x0 error weighted by 1 / c_out^2 (diffusion/preconditioning.py).
+            centre = cond if self.config.residual else None
+            sd = self.config.sigma_data
+            a, _, c_skip, c_out, c_in = edm_scales(self.noise_schedule, t, x_t, sd)
+            y = x_t if centre is None else x_t - a * centre
+            out = self.net.forward_clip(c_in * y, cond, t)
+            pred, target = out[..., :h, :w], edm_target(x0, noise, t, self.noise_schedule, sd, centre)[..., :h, :w]
+            x0_pred = ((c_skip * y + c_out * out) + (0 if centre is None else centre))[..., :h, :w]
+        else:
+            pred = self.predict(x_t, cond, t)[..., :h, :w]
+            target = self.noise_schedule.target(x0, noise, t)[..., :h, :w]
+            x0_pred = self.noise_schedule.to_x0(pred.detach(), x_t[..., :h, :w], t)
         err = (pred - target).abs() if self.config.loss == "l1" else (pred - target).square()
         loss = err.mean()
         with torch.no_grad():
-            x0_hat = self.noise_schedule.to_x0(pred, x_t[..., :h, :w], t).clamp(-1, 1)
+            x0_hat = x0_pred.detach().clamp(-1, 1)
             mse = (x0_hat - x0[..., :h, :w]).square().mean(dim=(1, 2, 3, 4)) / 4.0  # [0,1] range
             psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
         return {"loss": loss, "psnr_x0": psnr.detach()}
