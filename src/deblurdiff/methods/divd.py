@@ -36,6 +36,8 @@ Clips longer than ``frames`` and frames larger than ``tile`` are handled by ``de
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
@@ -50,6 +52,26 @@ from .base import DeblurMethod
 
 
 PREDICTIONS = ("x0", "eps", "v", "edm")
+INFERENCE_PRECISIONS = ("auto", "bf16", "fp32", "reference")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 convolutions and matmuls run on native kernels (CPU: AVX512-BF16 or AMX via
+    oneDNN; CUDA: compute capability 8+); elsewhere bf16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def _channels_last_clip(x: torch.Tensor) -> torch.Tensor:
+    """A clip ``(B, F, C, H, W)`` whose folded frames ``(B*F, C, H, W)`` are channels_last (same values)."""
+    b, f = x.shape[:2]
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (b, f))
 
 
 def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -113,14 +135,34 @@ class DIVD(DeblurMethod):
                              f"use deblurdiff.api (sliding windows) for longer clips")
         return x, False
 
-    def predict(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Network prediction in the schedule's parameterisation; clips ``(B, F, C, H, W)`` in [-1, 1]."""
+    def predict(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, net: DIVDUNet | None = None) -> torch.Tensor:
+        """Network prediction in the schedule's parameterisation; clips ``(B, F, C, H, W)`` in [-1, 1].
+
+        ``net``: the UNet to run (default ``self.net``; ``restore`` passes its bf16 copy). Its
+        output is cast back to ``x_t``'s dtype, so the preconditioning and the residual stay in float32."""
+        net = self.net if net is None else net
+        dtype = net.intro.weight.dtype
+        net_cond = cond.to(dtype)
+
+        def run(inp):
+            return net.forward_clip(inp.to(dtype), net_cond, t).to(x_t.dtype)
+
         if self.config.prediction == "edm":
             centre = cond if self.config.residual else None
-            return edm_denoise(lambda inp: self.net.forward_clip(inp, cond, t), x_t, t, self.noise_schedule,
-                               self.config.sigma_data, centre)
-        out = self.net.forward_clip(x_t, cond, t)
+            return edm_denoise(run, x_t, t, self.noise_schedule, self.config.sigma_data, centre)
+        out = run(x_t)
         return cond + out if self.config.residual else out
+
+    def _inference_net(self, dtype: torch.dtype) -> DIVDUNet:
+        """``self.net``, or a copy cast to ``dtype`` kept until a parameter changes (moved, trained,
+        loaded: every such change alters a parameter's storage or version counter)."""
+        if dtype == self.net.intro.weight.dtype:
+            return self.net
+        key = (dtype, tuple((p.data_ptr(), p._version) for p in self.net.parameters()))
+        cached = self.__dict__.get("_cast_net")  # outside nn.Module's registry: not saved, not trained
+        if cached is None or cached[0] != key:
+            self.__dict__["_cast_net"] = cached = (key, copy.deepcopy(self.net).to(dtype).eval())
+        return cached[1]
 
     # --- training ---
     def training_loss(self, batch: dict) -> dict:
@@ -156,19 +198,46 @@ class DIVD(DeblurMethod):
         return {"loss": loss, "psnr_x0": psnr.detach()}
 
     # --- inference ---
+    #: ``restore``'s default numerics: "auto" (bf16 where the device has bf16 kernels, else fp32),
+    #: "bf16", "fp32" (both in the channels_last layout) or "reference" (float32 NCHW, the original path).
+    inference_precision = "auto"
+
+    def _inference_mode(self, precision: str | None, device: torch.device) -> tuple[bool, torch.dtype | None]:
+        """(channels_last, network dtype or None) for ``restore``."""
+        precision = precision or self.inference_precision
+        if precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; use one of {INFERENCE_PRECISIONS}")
+        if precision == "reference" or self.dtype != torch.float32:
+            return False, None
+        if precision == "auto":
+            precision = "bf16" if bf16_is_fast(device) else "fp32"
+        return True, (torch.bfloat16 if precision == "bf16" else None)
+
     @torch.no_grad()
     def restore(self, blurred: torch.Tensor, *, steps: int | None = None, sampler: str | None = None,
-                generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
-        """Deblur one window of at most ``frames`` frames at any H, W; returns one sample in [0, 1]."""
+                generator: torch.Generator | None = None, progress: bool = False,
+                precision: str | None = None) -> torch.Tensor:
+        """Deblur one window of at most ``frames`` frames at any H, W; returns one sample in [0, 1].
+
+        ``precision`` (default :attr:`inference_precision`): the network runs in the channels_last
+        layout, as a bf16 copy ("bf16"; "auto" picks it where the hardware has bf16 kernels) or in
+        float32 ("fp32"); "reference" is the float32 NCHW path training uses. The preconditioning
+        and the sampler's arithmetic stay float32 in every case."""
         clip, squeeze = self._as_clip(blurred, "the input")
         if not torch.isfinite(clip).all():
             raise InputError("the input contains NaN or infinite values")
         h, w = clip.shape[-2:]
         cond = _pad(to_model(clip.to(self.dtype)), self.multiple)
         schedule = self.noise_schedule
+        fast_layout, net_dtype = self._inference_mode(precision, cond.device)
+        net = self._inference_net(net_dtype or self.dtype)
+        if fast_layout:
+            cond = _channels_last_clip(cond)
 
         def denoise(x_t, t):
-            pred = self.predict(x_t, cond, t)
+            if fast_layout:
+                x_t = _channels_last_clip(x_t)
+            pred = self.predict(x_t, cond, t, net=net)
             # Pixels are bounded: clamp the implied clean estimate and re-express it.
             return schedule.from_x0(schedule.to_x0(pred, x_t, t).clamp(-1, 1), x_t, t)
 

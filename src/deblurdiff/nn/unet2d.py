@@ -22,6 +22,12 @@ from .blocks import TimeNAFBlock
 from .wtsa import WTSABlock
 
 
+def channels_last(x: torch.Tensor) -> bool:
+    """A 4-D map stored pixel-major (``torch.channels_last``) and not also plain-contiguous: the
+    layout of DIVD's inference path (oneDNN's convolutions take it without reordering)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def required_multiple(windows: list[int], levels: int) -> int:
     """Smallest side length multiple that needs no padding anywhere: ``lcm(2^(L-1), M_i * 2^i)``."""
     multiple = 2 ** (levels - 1)
@@ -102,7 +108,10 @@ class DIVDUNet(nn.Module):
             x = block(x, temb)
         x = self._attend(self.mid_attn, x, frames)
         for up, blocks, attn in zip(self.ups, self.dec_blocks, self.dec_attn):
-            x = up(x) + skips.pop()
+            skip = skips.pop()
+            # PixelShuffle returns NCHW whatever its input: keep the skip's layout (channels_last at inference)
+            x = up(x).contiguous(memory_format=torch.channels_last if channels_last(skip) else torch.contiguous_format)
+            x = x + skip
             for block in blocks:
                 x = block(x, temb)
             x = self._attend(attn, x, frames)

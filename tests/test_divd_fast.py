@@ -1,0 +1,74 @@
+"""DIVD's fast inference path (channels_last, bf16 copy, explicit small-window attention) against
+the reference float32 NCHW path."""
+import pytest
+import torch
+
+from deblurdiff.errors import ConfigError
+from deblurdiff.methods.divd import DIVD, bf16_is_fast
+from deblurdiff.nn.unet2d import DIVDUNet, channels_last
+from deblurdiff.nn.wtsa import WindowTemporalAttention
+
+TINY = dict(width=8, channel_mult=(1, 2), blocks=(1, 1), windows=(3, 1), heads=(1, 2), frames=4)
+
+
+def randomise(module, std=0.2):
+    torch.manual_seed(0)
+    for p in module.parameters():  # make the zero-initialised gates and heads active
+        torch.nn.init.normal_(p, std=std)
+    return module
+
+
+@pytest.mark.parametrize("size", [(12, 12), (13, 10)])  # the second needs padded (masked) windows
+def test_explicit_window_attention_equals_sdpa(size):
+    attn = randomise(WindowTemporalAttention(16, 3, frames=4, heads=2)).eval()
+    x = torch.randn(8, 16, *size)
+    with torch.no_grad():
+        ref = attn(x, 4)
+        fast = attn(x.contiguous(memory_format=torch.channels_last), 4)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_channels_last_keeps_its_layout_and_values():
+    net = randomise(DIVDUNet(**{k: v for k, v in TINY.items()})).eval()
+    x, c = torch.randn(2, 4, 3, 12, 12), torch.randn(2, 4, 3, 12, 12)
+    seen = []
+    hook = lambda mod, inp, out: seen.append(channels_last(out))
+    handles = [b.register_forward_hook(hook) for blocks in net.dec_blocks for b in blocks]
+    cl = lambda y: y.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, y.shape[:2])
+    with torch.no_grad():
+        ref = net.forward_clip(x, c, torch.tensor([3, 700]))
+        assert not any(seen)
+        fast = net.forward_clip(cl(x), cl(c), torch.tensor([3, 700]))
+    for h in handles:
+        h.remove()
+    assert seen[len(seen) // 2:] == [True] * (len(seen) // 2)  # the decoder stayed channels_last after PixelShuffle
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "edm"])
+def test_restore_precisions_agree(prediction):
+    model = randomise(DIVD(**TINY, prediction=prediction), std=0.1).eval()
+    clip = torch.rand(1, 4, 3, 14, 11)
+    run = lambda p: model.restore(clip, steps=3, precision=p, generator=torch.Generator().manual_seed(1))
+    ref = run("reference")
+    torch.testing.assert_close(run("fp32"), ref, atol=1e-5, rtol=0)
+    bf16 = run("bf16")
+    assert bf16.dtype == torch.float32 and bf16.shape == ref.shape
+    mse = (bf16 - ref).square().mean()
+    assert 10 * torch.log10(1 / mse) > 35  # bf16 weights: close, not equal
+    assert (run("auto") - (bf16 if bf16_is_fast(torch.device("cpu")) else run("fp32"))).abs().max() == 0
+    with pytest.raises(ConfigError, match="precision"):
+        run("fp8")
+
+
+def test_bf16_copy_is_cached_and_follows_the_weights():
+    model = randomise(DIVD(**TINY), std=0.1).eval()
+    first = model._inference_net(torch.bfloat16)
+    assert model._inference_net(torch.bfloat16) is first
+    assert first.intro.weight.dtype == torch.bfloat16 and model.net.intro.weight.dtype == torch.float32
+    assert "_cast_net" not in "".join(model.state_dict())  # never saved
+    with torch.no_grad():
+        model.net.intro.weight.add_(1.0)  # a training step / load changes a version counter
+    second = model._inference_net(torch.bfloat16)
+    assert second is not first
+    torch.testing.assert_close(second.intro.weight.float(), model.net.intro.weight, atol=0.02, rtol=0.01)
