@@ -72,3 +72,19 @@ def test_bf16_copy_is_cached_and_follows_the_weights():
     second = model._inference_net(torch.bfloat16)
     assert second is not first
     torch.testing.assert_close(second.intro.weight.float(), model.net.intro.weight, atol=0.02, rtol=0.01)
+
+
+def test_small_window_attention_matches_softmax_even_when_a_row_underflows():
+    from deblurdiff.nn.wtsa import small_window_attention
+
+    torch.manual_seed(5)
+    q, k, v = torch.randn(6, 36, 16), torch.randn(6, 36, 16), torch.randn(6, 36, 16)
+    bias = torch.randn(36, 36)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(small_window_attention(q, k, v, bias), ref, atol=1e-5, rtol=1e-5)
+    far = bias.clone()
+    far[3] -= 200.0  # query 3's logits all sit 200 below the rest: exp underflows after a global shift
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=far)
+    out = small_window_attention(q, k, v, far)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
