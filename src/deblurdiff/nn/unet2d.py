@@ -18,14 +18,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from einops import rearrange
 from torch import nn
 
-from .blocks import TimeNAFBlock
+from .blocks import TimeNAFBlock, channels_last
 from .wtsa import WTSABlock
-
-
-def channels_last(x: torch.Tensor) -> bool:
-    """A 4-D map stored pixel-major (``torch.channels_last``) and not also plain-contiguous: the
-    layout of DIVD's inference path (oneDNN's convolutions take it without reordering)."""
-    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def required_multiple(windows: list[int], levels: int) -> int:
