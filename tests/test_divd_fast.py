@@ -1,11 +1,14 @@
 """DIVD's fast inference path (channels_last, bf16 copy, explicit small-window attention) against
 the reference float32 NCHW path."""
+import copy
+
 import pytest
 import torch
 
 from deblurdiff.errors import ConfigError
 from deblurdiff.methods.divd import DIVD, bf16_is_fast
-from deblurdiff.nn.unet2d import DIVDUNet, channels_last
+from deblurdiff.nn.layout import PointwiseConv2d, channels_last, set_inference_path
+from deblurdiff.nn.unet2d import DIVDUNet
 from deblurdiff.nn.wtsa import WindowTemporalAttention
 
 TINY = dict(width=8, channel_mult=(1, 2), blocks=(1, 1), windows=(3, 1), heads=(1, 2), frames=4)
@@ -24,25 +27,39 @@ def test_explicit_window_attention_equals_sdpa(size):
     x = torch.randn(8, 16, *size)
     with torch.no_grad():
         ref = attn(x, 4)
-        fast = attn(x.contiguous(memory_format=torch.channels_last), 4)
+        fast = set_inference_path(attn)(x.contiguous(memory_format=torch.channels_last), 4)
+        set_inference_path(attn, False)
+        assert torch.equal(attn(x.contiguous(memory_format=torch.channels_last), 4), ref)  # unmarked: SDPA
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
 
 
+def test_pointwise_conv_is_a_conv_with_the_same_state_dict():
+    torch.manual_seed(6)
+    conv, plain = PointwiseConv2d(16, 24), torch.nn.Conv2d(16, 24, 1)
+    plain.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 16, 9, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = set_inference_path(conv)(x)
+        assert channels_last(fast)  # the view trick keeps the layout, no copy
+        torch.testing.assert_close(fast, plain(x), atol=1e-5, rtol=1e-5)
+
+
 def test_unet_channels_last_keeps_its_layout_and_values():
-    net = randomise(DIVDUNet(**{k: v for k, v in TINY.items()})).eval()
+    ref_net = randomise(DIVDUNet(**{k: v for k, v in TINY.items()})).eval()
+    net = set_inference_path(copy.deepcopy(ref_net))
     x, c = torch.randn(2, 4, 3, 12, 12), torch.randn(2, 4, 3, 12, 12)
     seen = []
     hook = lambda mod, inp, out: seen.append(channels_last(out))
     handles = [b.register_forward_hook(hook) for blocks in net.dec_blocks for b in blocks]
     cl = lambda y: y.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, y.shape[:2])
     with torch.no_grad():
-        ref = net.forward_clip(x, c, torch.tensor([3, 700]))
-        assert not any(seen)
+        ref = ref_net.forward_clip(x, c, torch.tensor([3, 700]))
         fast = net.forward_clip(cl(x), cl(c), torch.tensor([3, 700]))
-        assert seen[len(seen) // 2:] == [True] * (len(seen) // 2)  # the decoder stayed channels_last after PixelShuffle
+        assert seen and all(seen)  # the decoder stayed channels_last after PixelShuffle
         torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
         # one timestep for the batch: the time modulation is folded into the norm (another code path)
-        torch.testing.assert_close(net.forward_clip(cl(x), cl(c), 250), net.forward_clip(x, c, 250), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.forward_clip(cl(x), cl(c), 250), ref_net.forward_clip(x, c, 250),
+                                   atol=1e-5, rtol=1e-5)
     for h in handles:
         h.remove()
 
@@ -68,7 +85,7 @@ def test_bf16_copy_is_cached_and_follows_the_weights():
     first = model._inference_net(torch.bfloat16)
     assert model._inference_net(torch.bfloat16) is first
     assert first.intro.weight.dtype == torch.bfloat16 and model.net.intro.weight.dtype == torch.float32
-    assert "_cast_net" not in "".join(model.state_dict())  # never saved
+    assert "_inference_copy" not in "".join(model.state_dict())  # never saved
     with torch.no_grad():
         model.net.intro.weight.add_(1.0)  # a training step / load changes a version counter
     second = model._inference_net(torch.bfloat16)

@@ -46,6 +46,7 @@ from einops import rearrange
 from ..diffusion import make_schedule, sample
 from ..diffusion.preconditioning import edm_denoise, edm_scales, edm_target
 from ..errors import ConfigError, InputError
+from ..nn.layout import set_inference_path
 from ..nn.unet2d import DIVDUNet
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
@@ -154,14 +155,14 @@ class DIVD(DeblurMethod):
         return cond + out if self.config.residual else out
 
     def _inference_net(self, dtype: torch.dtype) -> DIVDUNet:
-        """``self.net``, or a copy cast to ``dtype`` kept until a parameter changes (moved, trained,
-        loaded: every such change alters a parameter's storage or version counter)."""
-        if dtype == self.net.intro.weight.dtype:
-            return self.net
+        """A copy of ``self.net`` cast to ``dtype`` and marked for the inference path
+        (``nn/layout.py``), kept until a parameter changes (moved, trained, loaded: every such
+        change alters a parameter's storage or version counter)."""
         key = (dtype, tuple((p.data_ptr(), p._version) for p in self.net.parameters()))
-        cached = self.__dict__.get("_cast_net")  # outside nn.Module's registry: not saved, not trained
+        cached = self.__dict__.get("_inference_copy")  # outside nn.Module's registry: not saved, not trained
         if cached is None or cached[0] != key:
-            self.__dict__["_cast_net"] = cached = (key, copy.deepcopy(self.net).to(dtype).eval())
+            net = set_inference_path(copy.deepcopy(self.net).to(dtype).eval())
+            self.__dict__["_inference_copy"] = cached = (key, net)
         return cached[1]
 
     # --- training ---
@@ -230,7 +231,7 @@ class DIVD(DeblurMethod):
         cond = _pad(to_model(clip.to(self.dtype)), self.multiple)
         schedule = self.noise_schedule
         fast_layout, net_dtype = self._inference_mode(precision, cond.device)
-        net = self._inference_net(net_dtype or self.dtype)
+        net = self._inference_net(net_dtype or self.dtype) if fast_layout else self.net
         if fast_layout:
             cond = _channels_last_clip(cond)
 

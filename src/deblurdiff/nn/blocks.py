@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import PointwiseConv2d, inference_path
 from .wtsa import LayerNorm2d
 
 
@@ -35,23 +36,23 @@ class TimeNAFBlock(nn.Module):
         self.time_proj = nn.Linear(time_dim, 2 * channels)
         nn.init.zeros_(self.time_proj.weight)
         nn.init.zeros_(self.time_proj.bias)
-        self.conv1 = nn.Conv2d(channels, dw, 1)
+        self.conv1 = PointwiseConv2d(channels, dw)
         self.dwconv = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.gate = SimpleGate()
         self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
-        self.conv2 = nn.Conv2d(dw // 2, channels, 1)
+        self.conv2 = PointwiseConv2d(dw // 2, channels)
         self.norm2 = LayerNorm2d(channels)
         ffn = channels * ffn_expand
-        self.ffn_in = nn.Conv2d(channels, ffn, 1)
-        self.ffn_out = nn.Conv2d(ffn // 2, channels, 1)
+        self.ffn_in = PointwiseConv2d(channels, ffn)
+        self.ffn_out = PointwiseConv2d(ffn // 2, channels)
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         """``x``: (N, C, H, W); ``temb``: (N, time_dim) (one row per image of the batch)."""
         scale, shift = self.time_proj(temb)[:, :, None, None].chunk(2, dim=1)
-        if channels_last(x) and x.device.type == "cpu" and bool((temb[1:] == temb[:1]).all()):
-            # Inference (one timestep for the whole batch, channels_last): the modulation folded into
+        if inference_path(self) and x.device.type == "cpu" and bool((temb[1:] == temb[:1]).all()):
+            # Inference (one timestep for the whole batch): the modulation folded into
             # the norm's affine, (LN(x) w + b)(1 + s) + h = LN(x) [w (1 + s)] + [b (1 + s) + h],
             # which saves two full passes over the map.
             gain = 1 + scale[0, :, 0, 0]
@@ -65,8 +66,3 @@ class TimeNAFBlock(nn.Module):
         y = self.ffn_out(self.gate(self.ffn_in(self.norm2(x))))
         return x + self.gamma * y
 
-
-def channels_last(x: torch.Tensor) -> bool:
-    """A 4-D map stored pixel-major (``torch.channels_last``) and not also plain-contiguous: the
-    layout of DIVD's inference path (oneDNN's convolutions take it without reordering)."""
-    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)

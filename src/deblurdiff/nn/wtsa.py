@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .layout import PointwiseConv2d, inference_path
 from .nafnet import LayerNorm2d
 
 
@@ -111,9 +112,9 @@ class WindowTemporalAttention(nn.Module):
             key_bias = key_bias.masked_fill(~valid, float("-inf"))[:, None, None, :]   # (nW, 1, 1, L)
             key_bias = key_bias.repeat(tokens.shape[0] // (n_h * n_w), 1, 1, 1)
             mask = key_bias if mask is None else mask + key_bias
-        # The inference path (channels_last input) on a CPU: explicit attention for small windows.
-        fast = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        out = self._attend(tokens, mask, explicit=fast and tokens.device.type == "cpu" and tokens.shape[1] <= 64)
+        # The inference path on a CPU: explicit attention for small windows (works in place: no autograd).
+        explicit = inference_path(self) and tokens.device.type == "cpu" and tokens.shape[1] <= 64
+        out = self._attend(tokens, mask, explicit=explicit)
         out = rearrange(out, "(b nh nw) (f m1 m2) c -> (b f) c (nh m1) (nw m2)", nh=n_h, nw=n_w, f=group, m1=m, m2=m)
         return out[:, :, :h, :w]
 
@@ -182,8 +183,8 @@ class WTSABlock(nn.Module):
         self.attn = WindowTemporalAttention(channels, window, frames, heads, temporal, mrpe)
         self.norm2 = LayerNorm2d(channels)
         hidden = channels * ffn_expand
-        self.ffn_in = nn.Conv2d(channels, 2 * hidden, 1)
-        self.ffn_out = nn.Conv2d(hidden, channels, 1)
+        self.ffn_in = PointwiseConv2d(channels, 2 * hidden)
+        self.ffn_out = PointwiseConv2d(hidden, channels)
         self.gamma1 = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma2 = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
