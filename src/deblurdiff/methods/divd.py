@@ -14,6 +14,17 @@ Choices the paper leaves open (all configurable, recorded in config.json):
   signal at low noise, v sits in between) and the loss in pixel space is what PSNR measures;
   on the tiny CPU budget this trained fastest of the three in our runs. ``"eps"`` and ``"v"``
   are available (with ``residual=False``), using the shared schedule's conversions.
+* **EDM preconditioning** (``prediction="edm"``; ``residual=True`` centres it on the blurred
+  frame): ``x0_hat = blur + c_skip (x_t - a blur) + c_out F(c_in (x_t - a blur), blur, t)`` with
+  Karras et al.'s coefficients rewritten for the VP schedule (``diffusion/preconditioning.py``;
+  ``sigma_data`` = the std of ``sharp - blur`` in [-1, 1]). The residual-over-blur x0 output above
+  must carry ``x_t`` through the whole UNet at low noise, and with L1 it learns "change nothing"
+  (the residual's median is 0); here a skip carries ``x_t`` (the estimate tends to ``x_t / a`` as
+  the noise vanishes and to the blurred frame as it grows) and ``F`` only learns a bounded
+  correction whose target has unit variance at every t. The loss is the MSE on ``F`` (= EDM's
+  ``1 / c_out^2`` weight on the x0 error); ``c_noise`` is the timestep itself (the UNet's
+  sinusoidal embedding; a monotone function of sigma on a fixed schedule). The schedule sees an
+  x0 model, so DDIM / DPM-Solver++ / UniPC run unchanged.
 * Loss: L1 on x0 by default (``loss="l1"``; ``"l2"`` is the plain DDPM objective); timesteps
   uniform. At sampling, each x0 estimate is clamped to the pixel range [-1, 1].
 * Inputs whose sides are not multiples of ``multiple`` (the least common multiple of every
@@ -25,16 +36,43 @@ Clips longer than ``frames`` and frames larger than ``tile`` are handled by ``de
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 
 from ..diffusion import make_schedule, sample
+from ..diffusion.preconditioning import edm_denoise, edm_scales, edm_target
 from ..errors import ConfigError, InputError
+from ..nn.layout import set_inference_path
 from ..nn.unet2d import DIVDUNet
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
+
+
+PREDICTIONS = ("x0", "eps", "v", "edm")
+INFERENCE_PRECISIONS = ("auto", "bf16", "fp32", "reference")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 convolutions and matmuls run on native kernels (CPU: AVX512-BF16 or AMX via
+    oneDNN; CUDA: compute capability 8+); elsewhere bf16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def _channels_last_clip(x: torch.Tensor) -> torch.Tensor:
+    """A clip ``(B, F, C, H, W)`` whose folded frames ``(B*F, C, H, W)`` are channels_last (same values)."""
+    b, f = x.shape[:2]
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (b, f))
 
 
 def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -62,19 +100,24 @@ class DIVD(DeblurMethod):
                  temporal: bool = True, mrpe: bool = True, prediction: str = "x0", residual: bool = True,
                  loss: str = "l1", schedule: str = "linear", num_train_timesteps: int = 1000,
                  zero_terminal_snr: bool = False, default_steps: int = 20, default_sampler: str = "dpmpp",
-                 tile: int = 256):
+                 tile: int = 256, sigma_data: float = 0.5):
         super().__init__()
-        if residual and prediction != "x0":
-            raise ConfigError(f"residual=True needs prediction='x0' (got {prediction!r}); set residual: false "
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"unknown prediction {prediction!r}; use one of {PREDICTIONS}")
+        if residual and prediction not in ("x0", "edm"):
+            raise ConfigError(f"residual=True needs prediction='x0' or 'edm' (got {prediction!r}); set residual: false "
                               f"to train an eps or v model")
         if loss not in ("l1", "l2"):
             raise ConfigError(f"unknown loss {loss!r}; use 'l1' or 'l2'")
+        if not sigma_data > 0:
+            raise ConfigError(f"sigma_data must be positive, got {sigma_data}")
         self.net = DIVDUNet(in_channels=channels, cond_channels=channels, out_channels=channels, width=width,
                             channel_mult=tuple(channel_mult), blocks=tuple(blocks), windows=tuple(windows),
                             frames=frames, heads=tuple(heads) if not isinstance(heads, int) else heads,
                             temporal=temporal, mrpe=mrpe)
+        # An EDM-preconditioned net's output is an x0 estimate: the samplers see an x0 model.
         self.noise_schedule = make_schedule(schedule, num_train_timesteps, zero_terminal_snr=zero_terminal_snr,
-                                            prediction_type=prediction)
+                                            prediction_type="x0" if prediction == "edm" else prediction)
         self.frames = frames
         self.multiple = self.net.multiple
         self.tile = tile
@@ -93,10 +136,34 @@ class DIVD(DeblurMethod):
                              f"use deblurdiff.api (sliding windows) for longer clips")
         return x, False
 
-    def predict(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Network prediction in the schedule's parameterisation; clips ``(B, F, C, H, W)`` in [-1, 1]."""
-        out = self.net.forward_clip(x_t, cond, t)
+    def predict(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, net: DIVDUNet | None = None) -> torch.Tensor:
+        """Network prediction in the schedule's parameterisation; clips ``(B, F, C, H, W)`` in [-1, 1].
+
+        ``net``: the UNet to run (default ``self.net``; ``restore`` passes its bf16 copy). Its
+        output is cast back to ``x_t``'s dtype, so the preconditioning and the residual stay in float32."""
+        net = self.net if net is None else net
+        dtype = net.intro.weight.dtype
+        net_cond = cond.to(dtype)
+
+        def run(inp):
+            return net.forward_clip(inp.to(dtype), net_cond, t).to(x_t.dtype)
+
+        if self.config.prediction == "edm":
+            centre = cond if self.config.residual else None
+            return edm_denoise(run, x_t, t, self.noise_schedule, self.config.sigma_data, centre)
+        out = run(x_t)
         return cond + out if self.config.residual else out
+
+    def _inference_net(self, dtype: torch.dtype) -> DIVDUNet:
+        """A copy of ``self.net`` cast to ``dtype`` and marked for the inference path
+        (``nn/layout.py``), kept until a parameter changes (moved, trained, loaded: every such
+        change alters a parameter's storage or version counter)."""
+        key = (dtype, tuple((p.data_ptr(), p._version) for p in self.net.parameters()))
+        cached = self.__dict__.get("_inference_copy")  # outside nn.Module's registry: not saved, not trained
+        if cached is None or cached[0] != key:
+            net = set_inference_path(copy.deepcopy(self.net).to(dtype).eval())
+            self.__dict__["_inference_copy"] = cached = (key, net)
+        return cached[1]
 
     # --- training ---
     def training_loss(self, batch: dict) -> dict:
@@ -109,30 +176,69 @@ class DIVD(DeblurMethod):
         noise = torch.randn_like(x0)
         t = self.noise_schedule.sample_timesteps(x0.shape[0], device=x0.device)
         x_t = self.noise_schedule.add_noise(x0, noise, t)
-        pred = self.predict(x_t, cond, t)[..., :h, :w]
-        target = self.noise_schedule.target(x0, noise, t)[..., :h, :w]
+        if self.config.prediction == "edm":
+            # EDM: MSE (or L1) on the network's own output F against its unit-variance target,
+            # i.e. the x0 error weighted by 1 / c_out^2 (diffusion/preconditioning.py).
+            centre = cond if self.config.residual else None
+            sd = self.config.sigma_data
+            a, _, c_skip, c_out, c_in = edm_scales(self.noise_schedule, t, x_t, sd)
+            y = x_t if centre is None else x_t - a * centre
+            out = self.net.forward_clip(c_in * y, cond, t)
+            pred, target = out[..., :h, :w], edm_target(x0, noise, t, self.noise_schedule, sd, centre)[..., :h, :w]
+            x0_pred = ((c_skip * y + c_out * out) + (0 if centre is None else centre))[..., :h, :w]
+        else:
+            pred = self.predict(x_t, cond, t)[..., :h, :w]
+            target = self.noise_schedule.target(x0, noise, t)[..., :h, :w]
+            x0_pred = self.noise_schedule.to_x0(pred.detach(), x_t[..., :h, :w], t)
         err = (pred - target).abs() if self.config.loss == "l1" else (pred - target).square()
         loss = err.mean()
         with torch.no_grad():
-            x0_hat = self.noise_schedule.to_x0(pred, x_t[..., :h, :w], t).clamp(-1, 1)
+            x0_hat = x0_pred.detach().clamp(-1, 1)
             mse = (x0_hat - x0[..., :h, :w]).square().mean(dim=(1, 2, 3, 4)) / 4.0  # [0,1] range
             psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
         return {"loss": loss, "psnr_x0": psnr.detach()}
 
     # --- inference ---
+    #: ``restore``'s default numerics: "auto" (bf16 where the device has bf16 kernels, else fp32),
+    #: "bf16", "fp32" (both in the channels_last layout) or "reference" (float32 NCHW, the original path).
+    inference_precision = "auto"
+
+    def _inference_mode(self, precision: str | None, device: torch.device) -> tuple[bool, torch.dtype | None]:
+        """(channels_last, network dtype or None) for ``restore``."""
+        precision = precision or self.inference_precision
+        if precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; use one of {INFERENCE_PRECISIONS}")
+        if precision == "reference" or self.dtype != torch.float32:
+            return False, None
+        if precision == "auto":
+            precision = "bf16" if bf16_is_fast(device) else "fp32"
+        return True, (torch.bfloat16 if precision == "bf16" else None)
+
     @torch.no_grad()
     def restore(self, blurred: torch.Tensor, *, steps: int | None = None, sampler: str | None = None,
-                generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
-        """Deblur one window of at most ``frames`` frames at any H, W; returns one sample in [0, 1]."""
+                generator: torch.Generator | None = None, progress: bool = False,
+                precision: str | None = None) -> torch.Tensor:
+        """Deblur one window of at most ``frames`` frames at any H, W; returns one sample in [0, 1].
+
+        ``precision`` (default :attr:`inference_precision`): the network runs in the channels_last
+        layout, as a bf16 copy ("bf16"; "auto" picks it where the hardware has bf16 kernels) or in
+        float32 ("fp32"); "reference" is the float32 NCHW path training uses. The preconditioning
+        and the sampler's arithmetic stay float32 in every case."""
         clip, squeeze = self._as_clip(blurred, "the input")
         if not torch.isfinite(clip).all():
             raise InputError("the input contains NaN or infinite values")
         h, w = clip.shape[-2:]
         cond = _pad(to_model(clip.to(self.dtype)), self.multiple)
         schedule = self.noise_schedule
+        fast_layout, net_dtype = self._inference_mode(precision, cond.device)
+        net = self._inference_net(net_dtype or self.dtype) if fast_layout else self.net
+        if fast_layout:
+            cond = _channels_last_clip(cond)
 
         def denoise(x_t, t):
-            pred = self.predict(x_t, cond, t)
+            if fast_layout:
+                x_t = _channels_last_clip(x_t)
+            pred = self.predict(x_t, cond, t, net=net)
             # Pixels are bounded: clamp the implied clean estimate and re-express it.
             return schedule.from_x0(schedule.to_x0(pred, x_t, t).clamp(-1, 1), x_t, t)
 

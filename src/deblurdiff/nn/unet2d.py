@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from .blocks import TimeNAFBlock
+from .layout import PointwiseConv2d, inference_path
 from .wtsa import WTSABlock
 
 
@@ -66,7 +67,7 @@ class DIVDUNet(nn.Module):
         self.mid_attn = attention(levels - 1) or nn.Identity()
         self.ups, self.dec_blocks, self.dec_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(levels - 1)):
-            self.ups.append(nn.Sequential(nn.Conv2d(chans[level + 1], chans[level] * 4, 1, bias=False),
+            self.ups.append(nn.Sequential(PointwiseConv2d(chans[level + 1], chans[level] * 4, bias=False),
                                           nn.PixelShuffle(2)))
             self.dec_blocks.append(nn.ModuleList(TimeNAFBlock(chans[level], time_dim) for _ in range(blocks[level])))
             self.dec_attn.append(attention(level) or nn.Identity())
@@ -102,7 +103,11 @@ class DIVDUNet(nn.Module):
             x = block(x, temb)
         x = self._attend(self.mid_attn, x, frames)
         for up, blocks, attn in zip(self.ups, self.dec_blocks, self.dec_attn):
-            x = up(x) + skips.pop()
+            skip = skips.pop()
+            x = up(x)
+            if inference_path(self):  # PixelShuffle returns NCHW whatever its input: back to channels_last
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = x + skip
             for block in blocks:
                 x = block(x, temb)
             x = self._attend(attn, x, frames)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .layout import PointwiseConv2d, inference_path
 from .nafnet import LayerNorm2d
 
 
@@ -111,23 +112,61 @@ class WindowTemporalAttention(nn.Module):
             key_bias = key_bias.masked_fill(~valid, float("-inf"))[:, None, None, :]   # (nW, 1, 1, L)
             key_bias = key_bias.repeat(tokens.shape[0] // (n_h * n_w), 1, 1, 1)
             mask = key_bias if mask is None else mask + key_bias
-        out = self._attend(tokens, mask)
+        # The inference path on a CPU: explicit attention for small windows (works in place: no autograd).
+        explicit = inference_path(self) and tokens.device.type == "cpu" and tokens.shape[1] <= 64
+        out = self._attend(tokens, mask, explicit=explicit)
         out = rearrange(out, "(b nh nw) (f m1 m2) c -> (b f) c (nh m1) (nw m2)", nh=n_h, nw=n_w, f=group, m1=m, m2=m)
         return out[:, :, :h, :w]
 
-    def _attend(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Attention over windows, in chunks of windows so a 4K frame does not need one huge buffer."""
+    def _attend(self, tokens: torch.Tensor, mask: torch.Tensor | None, explicit: bool = False) -> torch.Tensor:
+        """Attention over windows, in chunks of windows so a 4K frame does not need one huge buffer.
+
+        ``explicit``: the same arithmetic as ``scaled_dot_product_attention`` written as two batched
+        matmuls (:func:`small_window_attention`); on a CPU, for windows of a few dozen tokens (DIVD's
+        36 at 3x3x4), it costs about half of SDPA's kernels, so the inference path uses it there."""
         outs = []
         step = self.max_windows_per_chunk
         for start in range(0, tokens.shape[0], step):
             chunk = tokens[start:start + step]
-            q, k, v = rearrange(self.qkv(chunk), "n l (three h d) -> three n h l d", three=3, h=self.heads)
             chunk_mask = mask
             if mask is not None and mask.shape[0] > 1:
                 chunk_mask = mask[start:start + step]
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=chunk_mask)
-            outs.append(self.proj(rearrange(out, "n h l d -> n l (h d)")))
+            if explicit:
+                q, k, v = rearrange(self.qkv(chunk), "n l (three h d) -> three (n h) l d", three=3, h=self.heads)
+                n, l = chunk.shape[:2]
+                bias = None
+                if chunk_mask is not None:
+                    bias = chunk_mask.expand(n, self.heads, l, l).reshape(n * self.heads, l, l) \
+                        if chunk_mask.shape[1] > 1 or chunk_mask.shape[0] > 1 else chunk_mask[0]
+                out = rearrange(small_window_attention(q, k, v, bias), "(n h) l d -> n l (h d)", h=self.heads)
+            else:
+                q, k, v = rearrange(self.qkv(chunk), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+                out = rearrange(F.scaled_dot_product_attention(q, k, v, attn_mask=chunk_mask), "n h l d -> n l (h d)")
+            outs.append(self.proj(out))
         return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
+def small_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + bias) v`` for ``(N, L, d)`` batches of short sequences.
+
+    PyTorch's CPU softmax normalises one row at a time, which for rows of a few dozen logits costs
+    several times an elementwise pass. Here the logits are shifted by their overall maximum
+    (instead of each row's), exponentiated in place, and the row sums come out of the second
+    matmul as an extra column of ones appended to ``v``. A row whose terms all underflow after the
+    shift (its maximum ~87 below the overall one) would divide 0 by 0: then the row-wise softmax is
+    used instead, so the result is the same as SDPA's up to rounding in every case.
+    """
+    scale = q.shape[-1] ** -0.5
+    kt = k.transpose(-1, -2)
+    logits = torch.bmm(q, kt).mul_(scale) if bias is None else torch.baddbmm(bias.to(q.dtype), q, kt, alpha=scale)
+    weights = logits.sub_(logits.amax()).exp_()
+    ones = torch.ones(*v.shape[:-1], 1, dtype=v.dtype, device=v.device)
+    total = torch.bmm(weights, torch.cat([v, ones], dim=-1))
+    out, norm = total[..., :-1], total[..., -1:]
+    if not bool((norm > 1e-30).all()):
+        logits = torch.bmm(q, kt).mul_(scale) if bias is None else torch.baddbmm(bias.to(q.dtype), q, kt, alpha=scale)
+        return torch.bmm(logits.softmax(dim=-1), v)
+    return out / norm
 
 
 class WTSABlock(nn.Module):
@@ -144,8 +183,8 @@ class WTSABlock(nn.Module):
         self.attn = WindowTemporalAttention(channels, window, frames, heads, temporal, mrpe)
         self.norm2 = LayerNorm2d(channels)
         hidden = channels * ffn_expand
-        self.ffn_in = nn.Conv2d(channels, 2 * hidden, 1)
-        self.ffn_out = nn.Conv2d(hidden, channels, 1)
+        self.ffn_in = PointwiseConv2d(channels, 2 * hidden)
+        self.ffn_out = PointwiseConv2d(hidden, channels)
         self.gamma1 = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma2 = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
