@@ -17,7 +17,7 @@ from PIL import Image
 
 from deblurdiff.cli import build_parser, main
 
-COMMANDS = ("deblur", "train", "score", "eval", "compare", "bench", "synth")
+COMMANDS = ("deblur", "train", "score", "eval", "compare", "bench", "synth", "photos")
 SHIPPED_NAFNET = Path(__file__).resolve().parent.parent / "src/deblurdiff/weights/nafnet"
 TINY_CONFIG = """method: deblurdiff.train.reference:TinyConvDeblur
 model: {channels: 4, blocks: 1}
@@ -217,6 +217,10 @@ CASES = [
     (["synth", "--scenes", "1", "--out", "data", "--duty-cycle", "nan"], "--duty-cycle"),
     (["synth", "--photos", "imgs", "--out", "data", "--per-photo", "0"], "--per-photo"),
     (["synth", "--photos", "imgs", "--out", "data", "--max-shift", "-3"], "--max-shift"),
+    # --- photos (the pool itself is redirected to an empty folder by conftest)
+    (["photos", "fetch", "--from", "missing_dir"], "missing_dir"),
+    (["photos", "fetch", "--from", "afile"], "afile"),
+    (["photos", "verify"], "photos fetch"),
 ]
 
 
