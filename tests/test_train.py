@@ -479,7 +479,7 @@ def test_warm_start_loads_a_backbone_into_blurdm_partially_and_refuses_strictly(
     """train.init: a trained NAFNet initialises BlurDM's backbone.* (partial); strict names the gap."""
     from deblurdiff.methods.blurdm import BlurDM
     from deblurdiff.methods.regression import NAFNetDeblur
-    from deblurdiff.train.checkpoint import warm_start
+    from deblurdiff.train.checkpoint import init_weights_folder, warm_start
 
     arch = {"width": 8, "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1]}
     torch.manual_seed(0)
@@ -488,8 +488,8 @@ def test_warm_start_loads_a_backbone_into_blurdm_partially_and_refuses_strictly(
     blurdm = BlurDM(backbone="nafnet", backbone_options=arch, latent_width=8, latent_dim=16, latent_resblocks=1,
                     estimator_depth=2, timesteps=3)
     with pytest.raises(CheckpointError, match="init_strict"):
-        warm_start(blurdm, tmp_path / "nafnet", strict=True)
-    report = warm_start(blurdm, tmp_path / "nafnet", strict=False)
+        warm_start(blurdm, init_weights_folder(tmp_path / "nafnet"), strict=True)
+    report = warm_start(blurdm, init_weights_folder(tmp_path / "nafnet"), strict=False)
     own = blurdm.state_dict()
     assert report["loaded"] and all(k.startswith("backbone.") for k in report["loaded"])
     assert all(torch.equal(own[k], trained[k]) for k in report["loaded"])

@@ -271,14 +271,14 @@ def init_weights_folder(spec) -> Path:
     raise CheckpointError(f"train.init: {path} holds no .safetensors weights (nor an ema/ folder of them)")
 
 
-def warm_start(module: torch.nn.Module, spec, strict: bool = True) -> dict:
-    """Initialise ``module`` from ``train.init`` and return what was loaded and skipped.
+def warm_start(module: torch.nn.Module, folder: Path, strict: bool = True) -> dict:
+    """Initialise ``module`` from a folder of weights (see :func:`init_weights_folder`) and return
+    what was loaded and skipped.
 
     Strict: every tensor of the model must be in the file with its shape, and nothing else.
     Partial: tensors whose name and shape match are loaded (e.g. a trained NAFNet into BlurDM's
     ``backbone.*``); the rest keep their fresh initialisation and are listed.
     """
-    folder = init_weights_folder(spec)
     state = _read_weights(folder)
     own = module.state_dict()
     fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
