@@ -11,6 +11,7 @@ METHODS = {
     "vdd": "deblurdiff.methods.vdd:VDD",
     "vdm-md": "deblurdiff.methods.vdm_md:VDMMD",
     "blurdm": "deblurdiff.methods.blurdm:BlurDM",
+    "autoencoder": "deblurdiff.methods.autoencoder:FrameAutoencoderMethod",
     "nafnet": "deblurdiff.methods.regression:NAFNetDeblur",
     "mimo-unet": "deblurdiff.methods.regression:MIMOUNetDeblur",
     "identity": "deblurdiff.methods.classical:Identity",

@@ -23,6 +23,12 @@ Training (two stages of one config, ``configs/vdm-md-tiny.yaml``), switched on `
   checkpoint use the same value). The autoencoder must therefore be trained before the prior.
   Stage option ``weighting``: ``"uniform"`` (default, DDPM's L_simple) or ``"min_snr"``.
 
+A separately trained autoencoder (method ``autoencoder``, ``deblurdiff.methods.autoencoder``)
+replaces the first stage: ``model.pretrained_autoencoder: PATH`` (its checkpoint folder) copies its
+architecture, weights and ``latent_std`` (as ``latent_scale``) into this model, and the config's
+stages should then hold only "prior" (an "autoencoder" stage is refused). Saved checkpoints record
+the folder as ``autoencoder_from`` and carry the weights themselves, so they load without it.
+
 Inference: ``restore`` returns one sample of the K frames ``(B, K, C, H, W)``; ``recover`` returns
 several samples with their mean, re-blur PSNR and, when ground truth is given, the time order:
 the mean is the same forwards and backwards, so a sample can come out reversed; evaluation
@@ -52,7 +58,7 @@ from diffusers.configuration_utils import register_to_config
 
 from ..blur.formation import middle_index
 from ..diffusion import DecodedTemporalAverage, dps_sample, make_schedule
-from ..errors import ConfigError, InputError, MissingWeightsError
+from ..errors import CheckpointError, ConfigError, InputError, MissingWeightsError
 from ..nn.autoencoder import FrameAutoencoder
 from ..nn.video_dit import VideoDiT
 from ..tensors import to_image, to_model
@@ -80,6 +86,34 @@ class ExposureResult:
     middle_psnr: torch.Tensor | None = None
 
 
+def _load_trained_autoencoder(path, channels: int):
+    """The ``autoencoder`` method's checkpoint folder at ``path`` (``deblurdiff train
+    configs/autoencoder-f4.yaml``), checked to fit this model."""
+    import json
+    from pathlib import Path
+
+    from .autoencoder import FrameAutoencoderMethod
+
+    folder = Path(path)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"model.pretrained_autoencoder: {folder} is not a checkpoint folder of the "
+                              "'autoencoder' method (no config.json); pass the OUT/final folder written by "
+                              "`deblurdiff train configs/autoencoder-f4.yaml --out OUT`")
+    class_name = json.loads(config_file.read_text()).get("_class_name")
+    if class_name != FrameAutoencoderMethod.__name__:
+        raise CheckpointError(f"model.pretrained_autoencoder: {folder} holds a {class_name} checkpoint, not one of the "
+                              "'autoencoder' method")
+    trained = FrameAutoencoderMethod.from_pretrained(folder, low_cpu_mem_usage=False)
+    if trained.config.channels != channels:
+        raise ConfigError(f"model.pretrained_autoencoder: {folder} codes {trained.config.channels}-channel "
+                          f"images, this model {channels}")
+    if float(trained.latent_std) <= 0:
+        raise CheckpointError(f"model.pretrained_autoencoder: {folder} has no latent_std yet (never trained); "
+                              "train it first")
+    return trained
+
+
 class VDMMD(DeblurMethod):
     method_name = "vdm-md"
     kind = "exposure"
@@ -95,10 +129,20 @@ class VDMMD(DeblurMethod):
                  mlp_ratio: float = 4.0, qk_norm: bool = True,
                  latent_scale: float | None = None, schedule: str = "linear", num_train_timesteps: int = 1000,
                  zeta: float = 1.5, dps_norm: str = "l2", default_steps: int = 1000, fast_steps: int = 250,
-                 large_input: str = "resize", project: bool = False, checkpointing: bool = False):
+                 large_input: str = "resize", project: bool = False, checkpointing: bool = False,
+                 pretrained_autoencoder: str | None = None, autoencoder_from: str | None = None):
         super().__init__()
         if large_input not in ("resize", "native"):
             raise ConfigError(f"large_input must be 'resize' or 'native', got {large_input!r}")
+        trained = _load_trained_autoencoder(pretrained_autoencoder, channels) if pretrained_autoencoder else None
+        if trained is not None:  # its architecture replaces the ae_* options (and is saved in this config)
+            ae = trained.config
+            ae_ch, ae_ch_mult, ae_num_res_blocks = ae.ch, tuple(ae.ch_mult), ae.num_res_blocks
+            ae_norm_groups, latent_channels, ae_mid_attention = ae.norm_num_groups, ae.latent_channels, ae.mid_attention
+            latent_scale = float(trained.latent_std) or latent_scale
+            self.register_to_config(ae_ch=ae_ch, ae_ch_mult=list(ae_ch_mult), ae_num_res_blocks=ae_num_res_blocks,
+                                    ae_norm_groups=ae_norm_groups, latent_channels=latent_channels,
+                                    ae_mid_attention=ae_mid_attention, latent_scale=latent_scale)
         self.frames = frames
         self.autoencoder = FrameAutoencoder(in_channels=channels, latent_channels=latent_channels, ch=ae_ch,
                                             ch_mult=tuple(ae_ch_mult), num_res_blocks=ae_num_res_blocks,
@@ -111,6 +155,8 @@ class VDMMD(DeblurMethod):
                               num_frames=frames, patch_size=tuple(patch_size), hidden_size=hidden_size, depth=depth,
                               num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=False, qk_norm=qk_norm)
         self.register_buffer("latent_std", torch.tensor(float(latent_scale or 0.0)))
+        if trained is not None:
+            self.autoencoder.load_state_dict(trained.autoencoder.state_dict())
         self.schedule = make_schedule(schedule, num_train_timesteps, prediction_type="eps")
         object.__setattr__(self, "_lpips", None)  # plain attribute, never a submodule: not in the state dict
 
@@ -125,6 +171,10 @@ class VDMMD(DeblurMethod):
             raise InputError(f"VDM-MD trains on (B, {self.config.frames}, C, H, W) exposure frames, got "
                              f"{tuple(frames.shape)}; use data.mode 'exposure' with data.subframes {self.config.frames}")
         options = batch.get("stage_options") or {}
+        if stage == "autoencoder" and self.config.pretrained_autoencoder:
+            raise ConfigError(f"this VDM-MD model uses the trained autoencoder {self.config.pretrained_autoencoder} "
+                              "(model.pretrained_autoencoder), so its 'autoencoder' stage is already done: "
+                              "remove that stage from the config's stages")
         if stage == "autoencoder":
             return self._autoencoder_loss(frames, options)
         return self._prior_loss(frames, options)
@@ -190,6 +240,9 @@ class VDMMD(DeblurMethod):
         model from the YAML, whose ``latent_scale`` is unset, then loads the buffer)."""
         if float(self.latent_std) > 0:
             self.register_to_config(latent_scale=float(self.latent_std))
+        source = self.config.pretrained_autoencoder
+        if source:  # the weights are now in this checkpoint: record where they came from
+            self.register_to_config(pretrained_autoencoder=None, autoencoder_from=str(source))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------ inference

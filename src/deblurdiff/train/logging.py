@@ -83,6 +83,7 @@ def validate(method, batches, device, restore_kwargs: dict | None = None) -> dic
     """Mean PSNR/SSIM (literature convention, ``deblurdiff.metrics``) of ``method.restore`` on ``batches``.
 
     The target is ``frames`` for exposure methods (restore returns the K sharp frames), else ``sharp``.
+    The input is ``blur``, or the batch key a method names in ``validation_input`` (the autoencoder: ``sharp``).
     """
     from ..metrics.image import psnr, ssim
 
@@ -92,7 +93,8 @@ def validate(method, batches, device, restore_kwargs: dict | None = None) -> dic
     generator = torch.Generator(device=device).manual_seed(0)
     try:
         for batch in batches:
-            blurred = batch["blur"].to(device)
+            # reconstruction methods (the autoencoder) restore the sharp image itself
+            blurred = batch[getattr(method, "validation_input", "blur")].to(device)
             target = batch["frames"] if getattr(method, "kind", "image") == "exposure" and "frames" in batch \
                 else batch["sharp"]
             restored = method.restore(blurred, generator=generator, **(restore_kwargs or {}))
