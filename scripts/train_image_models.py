@@ -42,10 +42,9 @@ class Run:
 PLAN = (
     Run("nafnet-warmup", "configs/nafnet-cpu-warmup.yaml", 500),
     Run("nafnet-linear", "configs/nafnet-cpu-linear.yaml", 2000, init="nafnet-warmup"),
-    Run("nafnet", "configs/nafnet-cpu.yaml", 3500, init="nafnet-linear"),
-    Run("nafnet-cooldown", "configs/nafnet-cpu-cooldown.yaml", 1500, init="nafnet", ship_as="nafnet"),
+    Run("nafnet", "configs/nafnet-cpu.yaml", 5500, init="nafnet-linear", ship_as="nafnet"),
     Run("mimo-unet-linear", "configs/mimo-unet-cpu-linear.yaml", 500),
-    Run("mimo-unet", "configs/mimo-unet-cpu.yaml", 3000, init="mimo-unet-linear", ship_as="mimo-unet"),
+    Run("mimo-unet", "configs/mimo-unet-cpu.yaml", 4000, init="mimo-unet-linear", ship_as="mimo-unet"),
     # BlurDM's ablation: the trained NAFNet continued for BlurDM's backbone steps without a prior.
     Run("nafnet-continued", "configs/nafnet-cpu-continued.yaml", 0, init="nafnet"),
     Run("blurdm", "configs/blurdm-cpu.yaml", 0, init="nafnet", init_strict=False, ship_as="blurdm"),
