@@ -1,8 +1,19 @@
 """VDD on the embedded benchmark's video part: shipped checkpoint vs the blurry input, the
-temporal coherence loss vs its ablation (lambda = 0, same training budget), and a table of
-classifier-free guidance scales.
+temporal coherence loss vs its ablation (lambda = 0, same training budget), a table of
+classifier-free guidance scales, and the speed of sampling a 12-frame 192 px clip with the
+previous code path against the current one.
 
-    python benchmarks/bench_vdd.py [--bench DIR] [--checkpoint DIR] [--ablation DIR]
+    python benchmarks/bench_vdd.py [--bench DIR] [--checkpoint DIR] [--ablation DIR] [--no-speed]
+
+Speed (same process, same seed, old then new): "old" is the path before issue 17 (one
+``restore`` per sliding window, float32 with autograd bookkeeping, 50 DDIM steps, the shipped
+default then); "new" is what ``deblurdiff deblur`` runs now (``window_batch`` windows per call,
+``inference_mode``, bf16 autocast on the UNet where the CPU has bf16 kernels, ``--new-steps``).
+Both are timed at two small step counts and the cost is fitted as fixed + steps x per-step (the
+sampler's cost is exactly linear in steps), so a contended CPU measures them in minutes; the
+figures are the projected seconds at the full step counts and their ratio, plus the ratio at
+equal steps. The bf16 error is the max / mean absolute difference of the new path's output
+against the same path in float32 (same noise), in [0, 1] units.
 
 ``--bench``: the folder written by ``deblurdiff synth --benchmark --out DIR`` (when absent, the
 clips are generated in memory by the same code). Figures: PSNR/SSIM (RGB, [0, 255], no crop; averaged over frames
@@ -18,9 +29,10 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import report  # noqa: E402
+from harness import report, timed  # noqa: E402
 
 from deblurdiff.data.io import read_frames  # noqa: E402
 from deblurdiff.infer.windows import sliding_windows  # noqa: E402
@@ -70,8 +82,57 @@ def restore_all(model: VDD, clips, steps: int, scale: float, seed: int) -> list[
     for index, (blur, _) in enumerate(clips):
         generator = torch.Generator().manual_seed(seed + index)
         fn = lambda window: model.restore(window, steps=steps, generator=generator, guidance_scale=scale)  # noqa: E731
-        outputs.append(sliding_windows(fn, blur, frames=model.frames, overlap=0))
+        outputs.append(sliding_windows(fn, blur, frames=model.frames, overlap=0, batch_windows=model.window_batch))
     return outputs
+
+
+def speed_clip(frames: int, size: int) -> torch.Tensor:
+    """A benchmark clip (1, F, 3, size, size) resized to ``size`` (content only matters for the
+    bf16 error; the cost depends on the size)."""
+    from deblurdiff.blur.benchmark import video_clip
+
+    blur = video_clip(0)["blur"].clamp(0, 1)
+    blur = blur[torch.arange(frames) % blur.shape[0]]
+    return F.interpolate(blur, size=(size, size), mode="bilinear", align_corners=False)[None]
+
+
+def run_path(model: VDD, clip: torch.Tensor, path: str, steps: int, seed: int, precision: str | None = None):
+    """The whole clip through the old or new path (sliding windows of ``model.frames``, API overlap)."""
+    generator = torch.Generator().manual_seed(seed)
+    if path == "old":
+        fn = lambda w: model.restore(w, steps=steps, generator=generator, precision="reference")  # noqa: E731
+        return sliding_windows(fn, clip, frames=model.frames)
+    fn = lambda w: model.restore(w, steps=steps, generator=generator, precision=precision)  # noqa: E731
+    return sliding_windows(fn, clip, frames=model.frames, batch_windows=model.window_batch)
+
+
+def speed(model: VDD, args) -> tuple[dict, list[dict]]:
+    clip = speed_clip(args.speed_frames, args.speed_size)
+    low, high = args.measure_steps
+    seconds = {}
+    for _ in range(args.repeats):  # interleaved, so drifting load hits both paths alike; fastest kept
+        for steps in (low, high):
+            for path in ("old", "new"):
+                _, took = timed(run_path, model, clip, path, steps, args.seed)
+                seconds[path, steps] = min(took, seconds.get((path, steps), float("inf")))
+    rows, fits = [], {}
+    for path in ("old", "new"):
+        rows += [{"path": path, "steps": steps, "seconds": round(seconds[path, steps], 2)} for steps in (low, high)]
+        per_step = (seconds[path, high] - seconds[path, low]) / (high - low)
+        fits[path] = (seconds[path, low] - low * per_step, per_step)
+    project = lambda path, steps: fits[path][0] + steps * fits[path][1]  # noqa: E731
+    old_steps = args.old_steps
+    new = run_path(model, clip, "new", high, args.seed)
+    fp32 = run_path(model, clip, "new", high, args.seed, precision="fp32")
+    figures = {
+        "speed_old_seconds": project("old", old_steps), "speed_new_seconds": project("new", args.new_steps),
+        "speed_ratio_old_over_new": project("old", old_steps) / project("new", args.new_steps),
+        "speed_ratio_equal_steps": project("old", args.new_steps) / project("new", args.new_steps),
+        "speed_old_seconds_per_step": fits["old"][1], "speed_new_seconds_per_step": fits["new"][1],
+        "bf16_vs_fp32_max_abs": float((new - fp32).abs().max()), "bf16_vs_fp32_mean_abs": float((new - fp32).abs().mean()),
+        "bf16_used": model._precision(None, torch.device("cpu")) == torch.bfloat16,
+    }
+    return figures, rows
 
 
 def main(argv=None) -> dict:
@@ -84,9 +145,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--frames", type=int, default=4, help="first N frames of each clip")
     parser.add_argument("--crop", type=int, default=64, help="centre crop side (0 = full 128x128 frames)")
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps (the method's default is 50)")
-    parser.add_argument("--scales", default="1,2,3,5", help="CFG scales of the table")
+    parser.add_argument("--scales", default="1,2,3,4,5", help="CFG scales of the table")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip the old/new speed comparison")
+    parser.add_argument("--speed-frames", type=int, default=12)
+    parser.add_argument("--speed-size", type=int, default=192)
+    parser.add_argument("--new-steps", type=int, default=10, help="DDIM steps of the new path's projection")
+    parser.add_argument("--old-steps", type=int, default=50, help="DDIM steps of the old path (the shipped default before issue 17)")
+    parser.add_argument("--measure-steps", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 3),
+                        help="the two step counts each path is timed at")
+    parser.add_argument("--repeats", type=int, default=1, help="timings per path and step count (fastest kept)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -118,7 +187,16 @@ def main(argv=None) -> dict:
                         "coherence_temporal_error_reduction": abl["temporal_error"] - shipped["temporal_error"]})
     settings = {"checkpoint": str(args.checkpoint), "ablation": str(args.ablation), "clips": len(clips),
                 "frames": args.frames, "crop": args.crop, "sampler": "ddim", "steps": args.steps,
-                "seed": args.seed, "window": model.frames, "metric": "RGB [0,255] rounded, no border crop"}
+                "seed": args.seed, "window": model.frames, "threads": args.threads,
+                "metric": "RGB [0,255] rounded, no border crop"}
+    if args.speed:
+        speed_figures, rows = speed(model, args)
+        figures.update(speed_figures)
+        table += rows
+        settings.update(speed_clip=f"{args.speed_frames} frames {args.speed_size}x{args.speed_size}",
+                        old_steps=args.old_steps, new_steps=args.new_steps, measure_steps=args.measure_steps,
+                        repeats=args.repeats,
+                        window_batch=model.window_batch)
     return report("vdd", figures, settings, table)
 
 

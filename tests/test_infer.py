@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from deblurdiff.infer import blend_window, sample_statistics, sliding_windows, tiled
@@ -51,6 +52,24 @@ def test_sliding_windows_average_over_windows():
         expect[s:s + 4] += vals - vals.mean()
         count[s:s + 4] += 1
     torch.testing.assert_close(out[0, :, 0, 0, 0], expect / count)
+
+
+@pytest.mark.parametrize("per_call", [2, 3, 8])
+def test_batched_windows_give_the_loop_result_in_fewer_calls(per_call):
+    """Windows stacked on the batch axis (window-major) come back to the right frames: the result
+    equals the one-window-per-call loop, for a window-dependent fn and a batch of two clips."""
+    clip = torch.rand(2, 11, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def fn(w):
+        calls.append(w.shape[0])
+        return w.cumsum(dim=1) - w.mean(dim=(1, 2, 3, 4), keepdim=True)
+    loop = sliding_windows(fn, clip, frames=4, overlap=2)
+    windows = len(calls)
+    calls.clear()
+    batched = sliding_windows(fn, clip, frames=4, overlap=2, batch_windows=per_call)
+    torch.testing.assert_close(batched, loop, atol=1e-6, rtol=0)
+    assert len(calls) == -(-windows // per_call) and max(calls) == 2 * min(per_call, windows)
 
 
 def test_sliding_windows_short_clip_is_padded_and_cropped():

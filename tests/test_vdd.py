@@ -134,10 +134,14 @@ def test_residual_option_targets_v_of_the_latent_difference():
             return (a * x_t - x0) / s
         return oracle
 
-    model._denoise = oracle_for(sharp - blur)
+    # the residual is diffused at unit variance: its scale is 1 / std, measured on the first batch
+    residual = (sharp - blur) / (sharp - blur).std()
+    model._denoise = oracle_for(residual)
     assert model.training_loss(dict(batch, stage="stage2"))["base"].item() < 1e-8
-    model._denoise = oracle_for(sharp)
-    assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-4
+    assert float(model.residual_scale_value) == pytest.approx(1.0 / float((sharp - blur).std()), rel=1e-5)
+    for wrong in (sharp - blur, sharp):
+        model._denoise = oracle_for(wrong)
+        assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-4
 
 
 @torch.no_grad()
@@ -196,9 +200,11 @@ def test_guidance_scale_one_is_the_conditional_model_and_others_differ():
     torch.nn.init.normal_(model.unet.conv_out.weight, std=0.05)  # diffusers zero-inits nothing here, but be sure
     blurred = clip_batch(batch=1, size=16)["blur"]
     reference = _conditional_sample(model, blurred, 3, seed=4)
-    one = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=1.0)
+    one = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=1.0,
+                        precision="fp32")
     torch.testing.assert_close(one, reference, atol=1e-6, rtol=0)
-    three = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=3.0)
+    three = model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(4), guidance_scale=3.0,
+                          precision="fp32")
     assert (three - one).abs().max() > 1e-4
 
 
@@ -342,3 +348,156 @@ def test_shipped_checkpoint_loads_and_restores():
     out = model.restore(blurred, steps=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == blurred.shape and torch.isfinite(out).all()
     assert (out - blurred).abs().mean() < 0.1, "the shipped model should stay close to its input on a tiny clip"
+
+
+# ---------------------------------------------------------------------- the shared autoencoder
+def _trained_autoencoder(folder, latent=4):
+    """A tiny f4 autoencoder of the 'autoencoder' method after two training steps, saved to ``folder``."""
+    from deblurdiff.methods.autoencoder import FrameAutoencoderMethod
+
+    torch.manual_seed(0)
+    ae = FrameAutoencoderMethod(latent_channels=latent, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, norm_num_groups=4,
+                                lpips_weight=0.0)
+    optimizer = torch.optim.AdamW(ae.parameters(), lr=1e-3)
+    with torch.enable_grad():
+        for seed in (0, 1):
+            sharp = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+            ae.training_loss({"sharp": sharp})["loss"].backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    ae.save_pretrained(folder)
+    return ae.eval()
+
+
+def _vdd_on(folder, **kwargs):
+    torch.manual_seed(0)
+    unet = tiny_unet_config(channels=(16, 32), cross_attention_dim=16)
+    del unet["in_channels"], unet["out_channels"]  # filled in from the autoencoder's latent channels
+    return VDD(pretrained_autoencoder=str(folder), unet_config=unet,
+               encoder_config={"channels": [8, 16], "embed_dim": 16, "grid": 2}, frames=3, **kwargs)
+
+
+@torch.no_grad()
+def test_pretrained_autoencoder_is_the_latent_space(tmp_path):
+    from deblurdiff.errors import ConfigError
+    from deblurdiff.nn.autoencoder import FrameAutoencoder
+    from deblurdiff.nn.vdd_unet import decode_clip
+
+    ae = _trained_autoencoder(tmp_path / "ae", latent=4)
+    model = _vdd_on(tmp_path / "ae", residual=True, decode_residual=True).eval()
+    assert isinstance(model.vae, FrameAutoencoder)
+    assert model.unet.config.in_channels == 8 and model.unet.config.out_channels == 4
+    assert model.multiple == 4 * 2  # f4 autoencoder x the UNet's one downsampling
+    assert model.latent_scale == pytest.approx(1.0 / float(ae.latent_std))
+    clip = clip_batch(batch=1, size=16)["sharp"]
+    z = encode_clip(model.vae, to_model(clip), model.latent_scale)
+    assert z.shape == (1, 4, 3, 4, 4)  # (B, latent channels, F, H/4, W/4)
+    torch.testing.assert_close(z, ae.encode(clip).permute(0, 2, 1, 3, 4) / ae.latent_std, atol=1e-6, rtol=0)
+    # identical decoded output: the VDD's decode of its latents is the autoencoder's reconstruction
+    torch.testing.assert_close(decode_clip(model.vae, z, model.latent_scale), ae.autoencoder(to_model(clip)),
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="remove that stage"):
+        model.training_loss(dict(clip_batch(size=16), stage="autoencoder"))
+    out = model.restore(clip_batch(batch=1, size=12)["blur"], steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 3, 3, 12, 12) and torch.isfinite(out).all()
+
+
+def test_pretrained_autoencoder_checkpoint_loads_without_the_folder(tmp_path):
+    import shutil
+
+    _trained_autoencoder(tmp_path / "ae")
+    model = _vdd_on(tmp_path / "ae", residual=True)
+    model.training_loss(dict(clip_batch(size=16), stage="stage2"))  # calibrates the residual scale only
+    assert model.latent_scale == pytest.approx(float(model.config.latent_scale))
+    model.save_pretrained(tmp_path / "vdd")
+    shutil.rmtree(tmp_path / "ae")
+    loaded = VDD.from_pretrained(tmp_path / "vdd")
+    assert loaded.config.pretrained_autoencoder is None and loaded.config.autoencoder_from == str(tmp_path / "ae")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    blurred = clip_batch(batch=1, size=16)["blur"]
+    a = model.eval().restore(blurred, steps=2, generator=torch.Generator().manual_seed(1))
+    b = loaded.eval().restore(blurred, steps=2, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_mismatched_autoencoder_folders_are_refused(tmp_path):
+    from deblurdiff.errors import ConfigError
+
+    _trained_autoencoder(tmp_path / "ae", latent=4)
+    with pytest.raises(ConfigError, match="unet_config.in_channels.*must be 8"):
+        VDD(pretrained_autoencoder=str(tmp_path / "ae"),
+            unet_config=tiny_unet_config(latent_channels=8, channels=(16, 32), cross_attention_dim=16),
+            encoder_config={"channels": [8, 16], "embed_dim": 16, "grid": 2})
+    with pytest.raises(ConfigError, match="vae_config"):
+        VDD(pretrained_autoencoder=str(tmp_path / "ae"), vae_config=tiny_vae_config())
+    tiny_vdd().save_pretrained(tmp_path / "not-an-autoencoder")
+    with pytest.raises(ConfigError, match="pretrained_autoencoder.*VDD checkpoint"):
+        _vdd_on(tmp_path / "not-an-autoencoder")
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        _vdd_on(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------- fast inference
+@torch.no_grad()
+def test_precisions_agree_and_reference_is_the_float32_path():
+    from deblurdiff.errors import ConfigError
+
+    model = tiny_vdd(latent_scale=1.0).eval()
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.05)
+    blurred = clip_batch(batch=1, size=16)["blur"]
+    run = lambda p: model.restore(blurred, steps=3, generator=torch.Generator().manual_seed(2), precision=p)  # noqa: E731
+    reference, fp32, bf16 = run("reference"), run("fp32"), run("bf16")
+    torch.testing.assert_close(fp32, reference, atol=1e-6, rtol=0)
+    assert 0 < (bf16 - fp32).abs().max() < 0.05
+    assert not fp32.is_inference()  # callers may update it in place
+    with pytest.raises(ConfigError, match="precision"):
+        run("fp8")
+
+
+@torch.no_grad()
+def test_zero_terminal_snr_ddim_is_deterministic_and_noise_free():
+    """Zero-terminal-SNR v-prediction DDIM starts at t = T-1 (alpha_bar = 0, trailing spacing) and
+    adds no noise: two generators with different seeds differ only through x_T, and an oracle that
+    predicts a fixed x0 returns it exactly whatever the start."""
+    model = tiny_vdd(latent_scale=1.0, zero_terminal_snr=True, residual=True).eval()
+    assert float(model.schedule.alphas_cumprod[-1]) == 0.0
+    target = torch.full((1, LATENT, 3, 8, 8), 0.3)
+    model._denoise = lambda x_t, t, cond: model.schedule.from_x0(target.expand_as(x_t), x_t, t)
+    blurred = clip_batch(batch=1, size=16)["blur"]
+    a = model.restore(blurred, steps=12, generator=torch.Generator().manual_seed(0), precision="fp32")
+    b = model.restore(blurred, steps=12, generator=torch.Generator().manual_seed(5), precision="fp32")
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_cpu_configs_build_on_the_shared_autoencoder(tmp_path):
+    """configs/vdd-cpu.yaml (and its ablation, which differs only in lambda) on a stand-in
+    autoencoder folder: the UNet takes its latent channels, stage 1 trains only the blur path,
+    and the trainer's channels_last conversion accepts the 3D UNet."""
+    from deblurdiff.nn.layout import to_channels_last
+    from deblurdiff.train import load_config
+
+    cfg, ablation = load_config(CONFIGS / "vdd-cpu.yaml"), load_config(CONFIGS / "vdd-cpu-nocoherence.yaml")
+    assert cfg.model["coherence_weight"] == 0.1 and ablation.model["coherence_weight"] == 0.0
+    assert dict(cfg.model, coherence_weight=0.0) == ablation.model
+    assert cfg.stages == ablation.stages and cfg.data == ablation.data and cfg.train == ablation.train
+    assert cfg.model["pretrained_autoencoder"] == "runs/autoencoder-f4/final"
+    assert cfg.model["zero_terminal_snr"] and 10 <= cfg.model["steps"] <= 20 and cfg.model["sampler"] == "ddim"
+    assert cfg.train.mixed_precision == "bf16" and cfg.train.channels_last
+    assert cfg.data.source == "shake" and cfg.data.mode == "video" and cfg.data.options["scene_share"] > 0
+    assert [s.name for s in cfg.stages] == ["stage1", "stage2"]
+
+    _trained_autoencoder(tmp_path / "ae", latent=4)
+    model = VDD(**dict(cfg.model, pretrained_autoencoder=str(tmp_path / "ae")))
+    assert model.unet.config.in_channels == 8 and model.unet.config.out_channels == 4
+    assert model.schedule.prediction_type == "v" and float(model.schedule.alphas_cumprod[-1]) == 0.0
+    stage1 = set(select_trainable(model, cfg.stages[0].trainable, "stage1"))
+    unet1 = {n for n in stage1 if n.startswith("unet.")}
+    assert any(n.startswith("image_encoder_2.") for n in stage1) and "unet.conv_in.weight" in unet1
+    assert any(".attn2.to_k." in n for n in unet1)
+    assert all(n.startswith("unet.conv_in.") or ".attn2.to_" in n for n in unet1)
+    assert not any("temp_attentions" in n for n in unet1)
+    stage2 = set(select_trainable(model, cfg.stages[1].trainable, "stage2"))
+    assert not any(n.startswith(("vae.", "image_encoder_1.")) for n in stage2)
+    to_channels_last(model)
+    assert model.vae.encoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)

@@ -163,7 +163,8 @@ class Deblurrer:
         def draw():
             if self.kind == "video":
                 return sliding_windows(lambda clip: tiled(restore_crop, clip, tile, overlap), batch,
-                                       model.frames, progress=progress)
+                                       model.frames, progress=progress,
+                                       batch_windows=getattr(model, "window_batch", 1))
             return tiled(restore_crop, batch, tile, overlap, progress=progress)
 
         n = samples if model.stochastic else 1

@@ -1,8 +1,9 @@
 """The per-frame autoencoder trained on its own (method ``autoencoder``, kind "image").
 
-One trained part that the latent methods reuse frozen: VDM-MD takes ``pretrained_autoencoder: PATH`` (a
-checkpoint folder of this method, e.g. ``runs/autoencoder-f4/final``) and copies its weights and
-``latent_std`` instead of training its own "autoencoder" stage (``deblurdiff.methods.vdm_md``).
+One trained part that the latent methods reuse frozen: VDM-MD and VDD take ``pretrained_autoencoder: PATH``
+(a checkpoint folder of this method, e.g. ``runs/autoencoder-f4/final``) and copy its architecture,
+weights and ``latent_std`` instead of training an autoencoder of their own. Both load it through
+``load_trained_autoencoder`` and record the folder with ``record_autoencoder_source`` when saved.
 The long run is ``configs/autoencoder-f4.yaml``; ``configs/autoencoder-tiny.yaml`` is for tests.
 
 Training (``training_loss``) reconstructs the ``sharp`` images of an image-mode batch (the
@@ -29,7 +30,10 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 
-from ..errors import ConfigError, InputError, MissingWeightsError
+import json
+from pathlib import Path
+
+from ..errors import CheckpointError, ConfigError, InputError, MissingWeightsError
 from ..nn.autoencoder import FrameAutoencoder
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
@@ -138,3 +142,52 @@ class FrameAutoencoderMethod(DeblurMethod):
         ph, pw = -h % self.multiple, -w % self.multiple
         x = F.pad(blurred, (0, pw, 0, ph), mode="replicate") if ph or pw else blurred
         return self.decode(self.encode(x))[..., :h, :w].clamp(0, 1)
+
+
+# ---------------------------------------------------------------------- reuse by the latent methods
+def load_trained_autoencoder(path, channels: int) -> FrameAutoencoderMethod:
+    """The ``autoencoder`` method's checkpoint folder at ``path`` (``model.pretrained_autoencoder``),
+    checked to code ``channels``-channel images and to carry a measured ``latent_std``."""
+    folder = Path(path)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"model.pretrained_autoencoder: {folder} is not a checkpoint folder of the "
+                              "'autoencoder' method (no config.json); pass the OUT/final folder written by "
+                              "`deblurdiff train configs/autoencoder-f4.yaml --out OUT`")
+    class_name = json.loads(config_file.read_text()).get("_class_name")
+    if class_name != FrameAutoencoderMethod.__name__:
+        raise ConfigError(f"model.pretrained_autoencoder: {folder} holds a {class_name} checkpoint, not one of the "
+                          "'autoencoder' method; pass the OUT/final folder of an autoencoder run")
+    trained = FrameAutoencoderMethod.from_pretrained(folder, low_cpu_mem_usage=False)
+    if trained.config.channels != channels:
+        raise ConfigError(f"model.pretrained_autoencoder: {folder} codes {trained.config.channels}-channel "
+                          f"images, this model {channels}")
+    if float(trained.latent_std) <= 0:
+        raise CheckpointError(f"model.pretrained_autoencoder: {folder} has no latent_std yet (never trained); "
+                              "train it first")
+    return trained
+
+
+def autoencoder_kwargs(trained: FrameAutoencoderMethod) -> dict:
+    """The ``FrameAutoencoder`` constructor arguments of a trained autoencoder (JSON-friendly)."""
+    c = trained.config
+    return {"in_channels": c.channels, "latent_channels": c.latent_channels, "ch": c.ch, "ch_mult": list(c.ch_mult),
+            "num_res_blocks": c.num_res_blocks, "norm_num_groups": c.norm_num_groups,
+            "mid_attention": c.mid_attention}
+
+
+def refuse_autoencoder_stage(model, stage: str) -> None:
+    """A model on a separately trained autoencoder has no autoencoder stage to run."""
+    source = model.config.pretrained_autoencoder or model.config.autoencoder_from
+    if source:
+        raise ConfigError(f"stage {stage!r}: this {type(model).__name__} uses the trained autoencoder {source} "
+                          "(model.pretrained_autoencoder), so its 'autoencoder' stage is already done: "
+                          "remove that stage from the config's stages")
+
+
+def record_autoencoder_source(model) -> None:
+    """Before saving: the weights now live in the checkpoint, so it loads without the folder; the
+    folder is kept as ``autoencoder_from``."""
+    source = model.config.pretrained_autoencoder
+    if source:
+        model.register_to_config(pretrained_autoencoder=None, autoencoder_from=str(source))

@@ -46,27 +46,13 @@ from einops import rearrange
 from ..diffusion import make_schedule, sample
 from ..diffusion.preconditioning import edm_denoise, edm_scales, edm_target
 from ..errors import ConfigError, InputError
-from ..nn.layout import set_inference_path
+from ..nn.layout import INFERENCE_PRECISIONS, bf16_is_fast, set_inference_path
 from ..nn.unet2d import DIVDUNet
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
 
 
 PREDICTIONS = ("x0", "eps", "v", "edm")
-INFERENCE_PRECISIONS = ("auto", "bf16", "fp32", "reference")
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 convolutions and matmuls run on native kernels (CPU: AVX512-BF16 or AMX via
-    oneDNN; CUDA: compute capability 8+); elsewhere bf16 is emulated and slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
 
 
 def _channels_last_clip(x: torch.Tensor) -> torch.Tensor:

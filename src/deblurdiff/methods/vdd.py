@@ -3,7 +3,12 @@
 Structure (METHODS.md section 2; the seed leaves the conditioning path unpublished, so this
 follows diffusers' image/video-conditioned models and keeps both paths):
 
-* ``vae``: diffusers ``AutoencoderKL``; clips are diffused in its latent space.
+* ``vae``: diffusers ``AutoencoderKL``, or the project's separately trained per-frame
+  autoencoder (``pretrained_autoencoder: DIR``, a checkpoint folder of the ``autoencoder``
+  method, e.g. ``runs/autoencoder-f4/final``; loaded frozen by the helper VDM-MD also uses,
+  which copies its architecture into ``autoencoder_config``, its weights, and ``1 / latent_std``
+  as the latent scale; saved checkpoints record the folder as ``autoencoder_from``). Clips are
+  diffused in its latent space; the UNet's input/output channels follow its latent channels.
 * ``unet``: diffusers ``UNet3DConditionModel`` (the ModelScope T2V architecture) whose input is
   the noisy latents concatenated on channels with the blurred clip's latents.
 * ``image_encoder_1`` (frozen) and ``image_encoder_2`` (trained, initialised from encoder 1)
@@ -15,18 +20,32 @@ follows diffusers' image/video-conditioned models and keeps both paths):
 ``residual=True`` (an option, not in the paper) diffuses the difference between the sharp and
 the blurred latents instead of the sharp latents, as residual diffusion deblurrers do: a model
 that has learnt little still returns about the blurred input rather than an arbitrary clip,
-which is what makes the CPU-budget tiny model usable. Its latent scale is still measured on the
-sharp latents. ``decode_residual=True`` (also not in the paper) adds the decoded change
+which is what makes the CPU-budget tiny model usable. The residual is about 20x smaller than
+the latents (std 0.06 in the shipped tiny model), so it is diffused divided by its own std
+(``residual_scale``, measured on the first diffusion batch like the latent scale): diffused at
+its raw size, its signal-to-noise ratio sits ~300x below the schedule's at every t, the network
+never learns to remove noise at small t, and the noise it leaves is decoded as speckle (the
+shipped tiny model predates the fix: it has no residual scale and keeps 1).
+``decode_residual=True`` (also not in the paper) adds the decoded change
 ``D(z_blur + r) - D(z_blur)`` to the blurred frames instead of decoding ``z_blur + r``, so a
 briefly trained autoencoder's reconstruction error does not cap the output quality.
 
 Training stages are named in the config (``batch["stage"]``); a stage's ``loss`` options may
 set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
-named so, ``diffusion`` otherwise) and override ``coherence_weight``.
+named so, ``diffusion`` otherwise) and override ``coherence_weight``. With a pretrained
+autoencoder the ``autoencoder`` stage is refused.
+
+Inference (``restore``): DDIM (diffusers' ``DDIMScheduler``, eta 0: no noise is added; trailing
+timesteps, zero-terminal-SNR betas when ``zero_terminal_snr``) for ``steps`` steps with CFG
+``guidance_scale``. ``precision`` "auto" runs the UNet under bf16 autocast where the CPU/GPU has
+bf16 kernels (the autoencoder and the sampler stay float32), all under ``inference_mode``;
+"reference" is the plain float32 path. ``window_batch`` sliding windows of a long clip go through
+one call (``infer.sliding_windows``), so each step runs the UNet once over all of them.
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -36,7 +55,9 @@ from diffusers.configuration_utils import register_to_config
 
 from ..diffusion import cfg_denoiser, make_schedule, sample
 from ..errors import CheckpointError, ConfigError, InputError
+from ..nn.autoencoder import FrameAutoencoder
 from ..nn.image_encoder import ConvImageEncoder
+from ..nn.layout import INFERENCE_PRECISIONS, bf16_is_fast
 from ..nn.vdd_unet import (
     decode_clip,
     encode_clip,
@@ -47,6 +68,7 @@ from ..nn.vdd_unet import (
     widen_conv_in,
 )
 from ..tensors import to_image, to_model
+from .autoencoder import autoencoder_kwargs, load_trained_autoencoder, record_autoencoder_source, refuse_autoencoder_stage
 from .base import DeblurMethod
 
 DROPOUT_TARGETS = ("embedding", "all")
@@ -64,6 +86,11 @@ def temporal_coherence_loss(pred: torch.Tensor, target: torch.Tensor, frame_dim:
     return error.pow(2).mean(dim=other).sum()
 
 
+class _OnlyResidualScaleMissing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "newly initialized: ['residual_scale_value']" not in record.getMessage()
+
+
 def _plain_config(config) -> dict:
     """A diffusers model config as JSON-friendly kwargs (no private ``_`` keys, lists not tuples)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(config).items() if not k.startswith("_")}
@@ -73,6 +100,10 @@ class VDD(DeblurMethod):
     method_name = "vdd"
     kind = "video"
     stochastic = True
+    #: sliding windows per ``restore`` call (``api.Deblurrer.deblur``): one UNet pass per step over all of them.
+    window_batch = 8
+    #: ``restore``'s default numerics (``nn.layout.INFERENCE_PRECISIONS``).
+    inference_precision = "auto"
 
     @register_to_config
     def __init__(self, vae_config: dict | None = None, unet_config: dict | None = None,
@@ -81,7 +112,9 @@ class VDD(DeblurMethod):
                  zero_terminal_snr: bool = False, coherence_weight: float = 0.1, condition_dropout: float = 0.1,
                  dropout_target: str = "embedding", guidance_scale: float = 1.0, steps: int = 50,
                  sampler: str = "ddim", latent_scale: float = 0.0, kl_weight: float = 1e-6,
-                 vae_tile_size: int = 256, residual: bool = False, decode_residual: bool = False):
+                 vae_tile_size: int = 256, residual: bool = False, decode_residual: bool = False,
+                 autoencoder_config: dict | None = None, pretrained_autoencoder: str | None = None,
+                 autoencoder_from: str | None = None):
         super().__init__()
         if dropout_target not in DROPOUT_TARGETS:
             raise ConfigError(f"dropout_target must be one of {DROPOUT_TARGETS}, got {dropout_target!r}")
@@ -89,16 +122,24 @@ class VDD(DeblurMethod):
             raise ConfigError("decode_residual needs residual: true (it decodes the predicted latent residual)")
         if not 0.0 <= condition_dropout < 1.0:
             raise ConfigError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
-        vae_config = dict(vae_config or tiny_vae_config())
-        latent_channels = vae_config.get("latent_channels", 4)
-        unet_config = dict(unet_config or tiny_unet_config(latent_channels=latent_channels))
+        if pretrained_autoencoder:
+            if vae_config:
+                raise ConfigError("model.vae_config and model.pretrained_autoencoder both set: the pretrained "
+                                  "autoencoder is the latent space; remove vae_config")
+            trained = load_trained_autoencoder(pretrained_autoencoder, int((autoencoder_config or {}).get("in_channels", 3)))
+            autoencoder_config, latent_scale = autoencoder_kwargs(trained), 1.0 / float(trained.latent_std)
+            self.register_to_config(autoencoder_config=autoencoder_config, latent_scale=latent_scale)
+        if autoencoder_config is not None:
+            if vae_config:
+                raise ConfigError("model.vae_config and model.autoencoder_config both set; keep one latent space")
+            ae = dict(autoencoder_config, ch_mult=tuple(autoencoder_config.get("ch_mult", (1, 2, 4))))
+            self.vae = FrameAutoencoder(**ae)
+        else:
+            self.vae = AutoencoderKL(**dict(vae_config or tiny_vae_config()))
+        latent_channels = self.vae.config.latent_channels
+        unet_config = self._unet_config(unet_config, latent_channels)
         encoder_config = dict(encoder_config or {"embed_dim": unet_config.get("cross_attention_dim", 32)})
-        self.vae = AutoencoderKL(**vae_config)
         self.unet = UNet3DConditionModel(**unet_config)
-        if self.unet.config.in_channels != 2 * latent_channels or self.unet.config.out_channels != latent_channels:
-            raise ConfigError(f"unet_config needs in_channels = 2 x latent_channels ({2 * latent_channels}: noisy + "
-                              f"blurred latents) and out_channels = {latent_channels}; got "
-                              f"{self.unet.config.in_channels} and {self.unet.config.out_channels}")
         self.image_encoder_1 = ConvImageEncoder(**encoder_config)
         self.image_encoder_2 = ConvImageEncoder(**encoder_config)
         if self.image_encoder_1.config.embed_dim != self.unet.config.cross_attention_dim:
@@ -109,15 +150,40 @@ class VDD(DeblurMethod):
         # Latent scale: 0 = not calibrated yet; the first diffusion batch sets it to 1 / std of
         # the sharp latents (Stable Diffusion's scaling_factor, measured instead of hard-coded).
         self.register_buffer("latent_scale_value", torch.tensor(float(latent_scale)))
+        # Residual scale (residual=True): 0 = not calibrated; the first diffusion batch sets it to
+        # 1 / std of the scaled latent residual (module docstring). Checkpoints without it keep 1.
+        self.register_buffer("residual_scale_value", torch.tensor(0.0))
+        if pretrained_autoencoder:
+            self.vae.load_state_dict(trained.autoencoder.state_dict())
         self.frames = frames
         self.multiple = vae_downsample_factor(self.vae) * unet_downsample_factor(self.unet)
         self.schedule = make_schedule(schedule, num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
                                       zero_terminal_snr=zero_terminal_snr, prediction_type="v")
 
+    @staticmethod
+    def _unet_config(unet_config: dict | None, latent_channels: int) -> dict:
+        """The UNet's config with in/out channels set from the latent space (noisy + blurred
+        latents in, latents out); explicit values that do not fit are refused."""
+        if unet_config is None:
+            return tiny_unet_config(latent_channels=latent_channels)
+        config = dict(unet_config)
+        for key, want in (("in_channels", 2 * latent_channels), ("out_channels", latent_channels)):
+            if key in config and int(config[key]) != want:
+                raise ConfigError(f"model.unet_config.{key} is {config[key]} but the autoencoder has {latent_channels} "
+                                  f"latent channels, so it must be {want} (in: noisy + blurred latents); set it to "
+                                  f"{want} or leave it out")
+            config[key] = want
+        return config
+
     # ------------------------------------------------------------------ conditioning
     @property
     def latent_scale(self) -> float:
         value = float(self.latent_scale_value)
+        return value if value > 0 else 1.0
+
+    @property
+    def residual_scale(self) -> float:
+        value = float(self.residual_scale_value)
         return value if value > 0 else 1.0
 
     def context(self, blurred_m: torch.Tensor) -> torch.Tensor:
@@ -142,6 +208,10 @@ class VDD(DeblurMethod):
         options = dict(batch.get("stage_options") or {})
         objective = options.pop("objective", "autoencoder" if stage == "autoencoder" else "diffusion")
         if objective == "autoencoder":
+            refuse_autoencoder_stage(self, stage)
+            if isinstance(self.vae, FrameAutoencoder):
+                raise ConfigError(f"stage {stage!r}: model.autoencoder_config autoencoders are trained by the "
+                                  "'autoencoder' method (configs/autoencoder-f4.yaml); remove this stage")
             return self._autoencoder_loss(batch, options)
         if objective == "diffusion":
             return self._diffusion_loss(batch, options)
@@ -177,6 +247,9 @@ class VDD(DeblurMethod):
             blur_latents = encode_clip(self.vae, blurred_m, self.latent_scale)
             if self.config.residual:
                 x0 = x0 - blur_latents
+                if float(self.residual_scale_value) <= 0:
+                    self.residual_scale_value.fill_(1.0 / float(x0.std().clamp_min(1e-4)))
+                x0 = x0 * self.residual_scale
         context = self.context(blurred_m)
         batch_size = x0.shape[0]
         drop = torch.rand(batch_size, device=x0.device) < self.config.condition_dropout
@@ -206,7 +279,10 @@ class VDD(DeblurMethod):
         return clip, height, width
 
     def _set_tiling(self, height: int, width: int) -> None:
-        """Tiled (blended) VAE encode/decode for frames larger than ``vae_tile_size``."""
+        """Tiled (blended) VAE encode/decode for frames larger than ``vae_tile_size`` (KL
+        autoencoder; the frame autoencoder is convolutional and runs whole frames)."""
+        if isinstance(self.vae, FrameAutoencoder):
+            return
         tile = int(self.config.vae_tile_size)
         if max(height, width) > tile:
             self.vae.tile_sample_min_size = tile
@@ -215,13 +291,34 @@ class VDD(DeblurMethod):
         else:
             self.vae.disable_tiling()
 
+    def _precision(self, precision: str | None, device: torch.device) -> torch.dtype | None:
+        """The UNet's autocast dtype for ``restore`` (None: float32), or "reference"."""
+        precision = precision or self.inference_precision
+        if precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; use one of {INFERENCE_PRECISIONS}")
+        if precision == "auto":
+            precision = "bf16" if bf16_is_fast(device) and self.dtype == torch.float32 else "fp32"
+        return torch.bfloat16 if precision == "bf16" else None
+
     @torch.no_grad()
     def restore(self, blurred: torch.Tensor, *, steps: int | None = None, sampler: str | None = None,
                 generator: torch.Generator | None = None, progress: bool = False,
-                guidance_scale: float | None = None) -> torch.Tensor:
+                guidance_scale: float | None = None, precision: str | None = None) -> torch.Tensor:
         """Deblur clips ``(B, F, C, H, W)`` in [0, 1]: DDIM (by default) from noise in latent space,
-        conditioned on the blurred latents and the centre-frame embedding, with CFG."""
+        conditioned on the blurred latents and the centre-frame embedding, with CFG.
+
+        ``precision`` (default :attr:`inference_precision`): "auto" (bf16 autocast on the UNet where
+        the device has bf16 kernels), "bf16", "fp32", or "reference" (the plain float32 path with
+        autograd bookkeeping, as before the fast path)."""
         self._check_clip(blurred, "blurred")
+        if (precision or self.inference_precision) == "reference":
+            return self._restore(blurred, steps, sampler, generator, progress, guidance_scale, None)
+        autocast = self._precision(precision, self.device)
+        with torch.inference_mode():
+            out = self._restore(blurred, steps, sampler, generator, progress, guidance_scale, autocast)
+        return out.clone()  # an ordinary tensor: callers may update it in place
+
+    def _restore(self, blurred, steps, sampler, generator, progress, guidance_scale, autocast):
         scale = self.config.guidance_scale if guidance_scale is None else float(guidance_scale)
         device, dtype = self.device, self.dtype
         padded, height, width = self._pad(blurred.to(device, dtype))
@@ -232,10 +329,17 @@ class VDD(DeblurMethod):
         cond = (blur_latents, context)
         null_latents = torch.zeros_like(blur_latents) if self.config.dropout_target == "all" else blur_latents
         uncond = (null_latents, torch.zeros_like(context))
-        denoiser = cfg_denoiser(self._denoise, cond, uncond, scale)
+        model_fn = self._denoise
+        if autocast is not None:
+            def model_fn(x_t, t, c):
+                with torch.autocast(device.type, dtype=autocast):
+                    return self._denoise(x_t, t, c).to(x_t.dtype)
+        denoiser = cfg_denoiser(model_fn, cond, uncond, scale)
         latents = sample(denoiser, blur_latents.shape, self.schedule, int(steps or self.config.steps),
                          sampler=sampler or self.config.sampler, generator=generator, progress=progress,
                          device=device, dtype=dtype)
+        if self.config.residual:
+            latents = latents / self.residual_scale
         if self.config.decode_residual:
             # blurred + D(z_blur + r) - D(z_blur): the autoencoder's reconstruction error cancels
             # to first order, so r = 0 returns the input exactly.
@@ -247,6 +351,23 @@ class VDD(DeblurMethod):
         else:
             restored = decode_clip(self.vae, latents, self.latent_scale)
         return to_image(restored[..., :height, :width]).float()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """Checkpoints saved before the residual scale existed lack its buffer; they load with 0
+        (used as 1, the scale they were trained with) without diffusers' "newly initialized" warning."""
+        logger = logging.getLogger("diffusers.models.modeling_utils")
+        quiet = _OnlyResidualScaleMissing()
+        logger.addFilter(quiet)
+        try:
+            return super().from_pretrained(*args, **kwargs)
+        finally:
+            logger.removeFilter(quiet)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Checkpoints carry the autoencoder's weights and name its folder as ``autoencoder_from``."""
+        record_autoencoder_source(self)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------ adaptation
     @classmethod

@@ -58,10 +58,11 @@ from diffusers.configuration_utils import register_to_config
 
 from ..blur.formation import middle_index
 from ..diffusion import DecodedTemporalAverage, dps_sample, make_schedule
-from ..errors import CheckpointError, ConfigError, InputError, MissingWeightsError
+from ..errors import ConfigError, InputError, MissingWeightsError
 from ..nn.autoencoder import FrameAutoencoder
 from ..nn.video_dit import VideoDiT
 from ..tensors import to_image, to_model
+from .autoencoder import load_trained_autoencoder, record_autoencoder_source, refuse_autoencoder_stage
 from .base import DeblurMethod
 
 STAGES = ("autoencoder", "prior")
@@ -86,34 +87,6 @@ class ExposureResult:
     middle_psnr: torch.Tensor | None = None
 
 
-def _load_trained_autoencoder(path, channels: int):
-    """The ``autoencoder`` method's checkpoint folder at ``path`` (``deblurdiff train
-    configs/autoencoder-f4.yaml``), checked to fit this model."""
-    import json
-    from pathlib import Path
-
-    from .autoencoder import FrameAutoencoderMethod
-
-    folder = Path(path)
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"model.pretrained_autoencoder: {folder} is not a checkpoint folder of the "
-                              "'autoencoder' method (no config.json); pass the OUT/final folder written by "
-                              "`deblurdiff train configs/autoencoder-f4.yaml --out OUT`")
-    class_name = json.loads(config_file.read_text()).get("_class_name")
-    if class_name != FrameAutoencoderMethod.__name__:
-        raise CheckpointError(f"model.pretrained_autoencoder: {folder} holds a {class_name} checkpoint, not one of the "
-                              "'autoencoder' method")
-    trained = FrameAutoencoderMethod.from_pretrained(folder, low_cpu_mem_usage=False)
-    if trained.config.channels != channels:
-        raise ConfigError(f"model.pretrained_autoencoder: {folder} codes {trained.config.channels}-channel "
-                          f"images, this model {channels}")
-    if float(trained.latent_std) <= 0:
-        raise CheckpointError(f"model.pretrained_autoencoder: {folder} has no latent_std yet (never trained); "
-                              "train it first")
-    return trained
-
-
 class VDMMD(DeblurMethod):
     method_name = "vdm-md"
     kind = "exposure"
@@ -134,7 +107,7 @@ class VDMMD(DeblurMethod):
         super().__init__()
         if large_input not in ("resize", "native"):
             raise ConfigError(f"large_input must be 'resize' or 'native', got {large_input!r}")
-        trained = _load_trained_autoencoder(pretrained_autoencoder, channels) if pretrained_autoencoder else None
+        trained = load_trained_autoencoder(pretrained_autoencoder, channels) if pretrained_autoencoder else None
         if trained is not None:  # its architecture replaces the ae_* options (and is saved in this config)
             ae = trained.config
             ae_ch, ae_ch_mult, ae_num_res_blocks = ae.ch, tuple(ae.ch_mult), ae.num_res_blocks
@@ -171,11 +144,8 @@ class VDMMD(DeblurMethod):
             raise InputError(f"VDM-MD trains on (B, {self.config.frames}, C, H, W) exposure frames, got "
                              f"{tuple(frames.shape)}; use data.mode 'exposure' with data.subframes {self.config.frames}")
         options = batch.get("stage_options") or {}
-        if stage == "autoencoder" and self.config.pretrained_autoencoder:
-            raise ConfigError(f"this VDM-MD model uses the trained autoencoder {self.config.pretrained_autoencoder} "
-                              "(model.pretrained_autoencoder), so its 'autoencoder' stage is already done: "
-                              "remove that stage from the config's stages")
         if stage == "autoencoder":
+            refuse_autoencoder_stage(self, stage)
             return self._autoencoder_loss(frames, options)
         return self._prior_loss(frames, options)
 
@@ -240,9 +210,7 @@ class VDMMD(DeblurMethod):
         model from the YAML, whose ``latent_scale`` is unset, then loads the buffer)."""
         if float(self.latent_std) > 0:
             self.register_to_config(latent_scale=float(self.latent_std))
-        source = self.config.pretrained_autoencoder
-        if source:  # the weights are now in this checkpoint: record where they came from
-            self.register_to_config(pretrained_autoencoder=None, autoencoder_from=str(source))
+        record_autoencoder_source(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------ inference

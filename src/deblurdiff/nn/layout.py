@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: ``restore(precision=)`` choices of the methods with a fast inference path (DIVD, VDD).
+INFERENCE_PRECISIONS = ("auto", "bf16", "fp32", "reference")
+
 
 def channels_last(x: torch.Tensor) -> bool:
     """A 4-D map stored pixel-major (``torch.channels_last``) and not also plain-contiguous: the
@@ -48,3 +51,25 @@ class PointwiseConv2d(nn.Conv2d):
             weight = self.weight.view(self.out_channels, self.in_channels)
             return F.linear(x.permute(0, 2, 3, 1), weight, self.bias).permute(0, 3, 1, 2)
         return super().forward(x)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 convolutions and matmuls run on native kernels (CPU: AVX512-BF16 or AMX via
+    oneDNN; CUDA: compute capability 8+); elsewhere bf16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """``module.to(memory_format=torch.channels_last)`` for its 4-D tensors only: a 3D UNet's 5-D
+    temporal kernels (``Conv3d``), which that call refuses, keep their layout."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return module

@@ -9,7 +9,9 @@ text-to-video UNet: a 2D UNet with temporal convolutions and temporal attention 
   with zero weights, so the adapted UNet computes exactly what the pretrained one did until
   training moves those weights,
 * clip <-> latent conversion: the autoencoder is 2D, so frames are folded into the batch, and
-  large frames go through diffusers' tiled encode/decode.
+  large frames go through diffusers' tiled encode/decode. The latent space is either a KL
+  autoencoder (``AutoencoderKL``: its posterior mean) or the project's separately trained
+  per-frame autoencoder (``nn.autoencoder.FrameAutoencoder``, deterministic).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import torch
 from diffusers import AutoencoderKL, UNet3DConditionModel
 from einops import rearrange
 from torch import nn
+
+from .autoencoder import FrameAutoencoder
 
 
 def tiny_vae_config(latent_channels: int = 4, channels: tuple = (32, 64), sample_size: int = 64) -> dict:
@@ -49,7 +53,9 @@ def unet_downsample_factor(unet: UNet3DConditionModel) -> int:
     return 2 ** (len(unet.config.block_out_channels) - 1)
 
 
-def vae_downsample_factor(vae: AutoencoderKL) -> int:
+def vae_downsample_factor(vae: AutoencoderKL | FrameAutoencoder) -> int:
+    if isinstance(vae, FrameAutoencoder):
+        return vae.downsample
     return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
@@ -71,23 +77,27 @@ def widen_conv_in(unet: UNet3DConditionModel, extra_channels: int) -> UNet3DCond
     return unet
 
 
-def encode_clip(vae: AutoencoderKL, clip: torch.Tensor, scale: float, *, sample: bool = False,
+def encode_clip(vae: AutoencoderKL | FrameAutoencoder, clip: torch.Tensor, scale: float, *, sample: bool = False,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Clip ``(B, F, C, H, W)`` in [-1, 1] -> latents ``(B, c, F, h, w)`` (the UNet's layout)
     multiplied by ``scale`` (which brings them to about unit variance).
 
-    ``sample`` draws from the posterior; otherwise its mean is used.
+    ``sample`` draws from a KL posterior; otherwise its mean is used.
     """
     frames = clip.shape[1]
-    posterior = vae.encode(rearrange(clip, "b f c h w -> (b f) c h w")).latent_dist
-    latents = posterior.sample(generator) if sample else posterior.mean
+    flat = rearrange(clip, "b f c h w -> (b f) c h w")
+    if isinstance(vae, FrameAutoencoder):
+        latents = vae.encode(flat)
+    else:
+        posterior = vae.encode(flat).latent_dist
+        latents = posterior.sample(generator) if sample else posterior.mean
     latents = latents * scale
     return rearrange(latents, "(b f) c h w -> b c f h w", f=frames)
 
 
-def decode_clip(vae: AutoencoderKL, latents: torch.Tensor, scale: float) -> torch.Tensor:
+def decode_clip(vae: AutoencoderKL | FrameAutoencoder, latents: torch.Tensor, scale: float) -> torch.Tensor:
     """Latents ``(B, c, F, h, w)`` scaled by ``scale`` -> clip ``(B, F, C, H, W)`` in [-1, 1] (unclamped)."""
     frames = latents.shape[2]
     flat = rearrange(latents, "b c f h w -> (b f) c h w") / scale
-    images = vae.decode(flat).sample
+    images = vae.decode(flat) if isinstance(vae, FrameAutoencoder) else vae.decode(flat).sample
     return rearrange(images, "(b f) c h w -> b f c h w", f=frames)

@@ -26,6 +26,7 @@ import torch
 
 from ..atomic import remove_leftovers
 from ..errors import CheckpointError, ConfigError, DeblurDiffError
+from ..nn.layout import to_channels_last
 from .checkpoint import (checkpoint_name, finalize, find_resumable, list_checkpoints, load_optimizer, load_rng,
                          load_weights, partial_path, prune, read_json, remove_partials, save_optimizer, save_rng,
                          verify, init_weights_folder, warm_start, write_json)
@@ -202,7 +203,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
                       for what in ("missing", "misshapen", "unused") if report[what]))
     method.to(device)
     if tc.channels_last:
-        method.to(memory_format=torch.channels_last)
+        to_channels_last(method)
     ema = WeightEMA(method, tc.ema_decay)
 
     dataset = dataset if dataset is not None else build_data(cfg.data)
