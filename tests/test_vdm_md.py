@@ -218,3 +218,24 @@ def test_bad_sampling_options_name_the_option(option, value):
     with pytest.raises(ConfigError, match=f"model.{option}"):
         tiny(**{option: value, "num_train_timesteps": 1000})
 
+
+def test_cpu_config_loads_prior_only_on_the_trained_autoencoder():
+    """configs/vdm-md-cpu.yaml is valid before runs/autoencoder-f4/final exists: the config loads,
+    its data keeps 10-frame exposures, and building the model names the missing folder."""
+    import math
+    from pathlib import Path
+
+    from deblurdiff.errors import CheckpointError
+    from deblurdiff.train.config import load_config
+
+    cfg = load_config("configs/vdm-md-cpu.yaml")
+    assert [s.name for s in cfg.stages] == ["prior"] and cfg.train.mixed_precision == "bf16"
+    assert cfg.model["pretrained_autoencoder"] == "runs/autoencoder-f4/final"
+    assert not any(key.startswith("ae_") or key == "latent_scale" for key in cfg.model)
+    assert cfg.data.mode == "exposure" and cfg.data.subframes == cfg.model["frames"] == 10 and cfg.data.size == 64
+    # the shake source raises the sub-frame count to one per pixel of path: keep it at the 10 frames
+    assert cfg.data.source == "shake" and math.ceil(cfg.data.options["max_shift"]) + 1 <= cfg.data.subframes
+    if not Path(cfg.model["pretrained_autoencoder"]).exists():
+        with pytest.raises(CheckpointError, match="pretrained_autoencoder"):
+            VDMMD(**cfg.model)
+    assert cfg.model["default_steps"] <= 100
