@@ -213,10 +213,10 @@ def test_bf16_decoder_keeps_float32_output_close_to_fp32():
 
 @pytest.mark.parametrize("option, value", [("zeta_schedule", "cosine"), ("dps_norm", "l1"), ("precision", "fp16"),
                                            ("dc_steps", -1), ("dc_zeta", -0.5), ("zeta", -1.0),
-                                           ("default_steps", 0), ("fast_steps", 1001)])
+                                           ("default_steps", 0), ("fast_steps", -5)])
 def test_bad_sampling_options_name_the_option(option, value):
     with pytest.raises(ConfigError, match=f"model.{option}"):
-        tiny(**{option: value, "num_train_timesteps": 1000})
+        tiny(**{option: value})
 
 
 def test_cpu_config_loads_prior_only_on_the_trained_autoencoder():
