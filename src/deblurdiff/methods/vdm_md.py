@@ -51,8 +51,8 @@ Sampling options (model config, all validated when the model is built):
 
 Measured (``benchmarks/bench_vdm_md.py``, shipped tiny checkpoint, 4 exposure cases, 2 busy CPU
 cores): 50 steps with ``"stride"`` give the re-blur PSNR of 1000 steps within 0.2 dB at 1/22 of
-the time; bf16 changes it by 0.003 dB and is 1.5x faster; a 64 px image takes 1/32 of the old
-path's time (fp32, 1000 steps). Re-blur is capped by the decoder, not by DPS: 13.9 dB against
+the time; bf16 changes it by 0.003 dB and is 1.5x faster; a 64 px image takes 1/26 to 1/32 of
+the old path's time (fp32, 1000 steps; two runs under different load). Re-blur is capped by the decoder, not by DPS: 13.9 dB against
 14.3 dB for the decoder's own reconstruction of the true frames (the tiny decoder codes frames at
 14 dB; 35 dB needs a decoder that codes them far better, e.g. ``configs/autoencoder-f4.yaml``).
 
