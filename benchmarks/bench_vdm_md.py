@@ -1,24 +1,34 @@
 """VDM-MD on the embedded benchmark's exposure part (64x64 blurred images, 10 true sharp frames).
 
-    python benchmarks/bench_vdm_md.py [--bench DIR] [--checkpoint DIR] [--cases N] [--fast-steps 250]
+    python benchmarks/bench_vdm_md.py [--full] [--bench DIR] [--checkpoint DIR] [--cases N]
+
+Default run (a few minutes on 2 busy cores): 4 cases, the 1000-step reference and today's
+(pre-issue-16) sampling path on the first case only, the latter timed over ``--old-steps`` steps
+and scaled to its 1000 (a DPS step costs the same at every t). ``--full``: all 32 cases, the
+1000-step reference on all of them and the old path over its whole 1000 steps (hours on CPU).
 
 ``--bench``: the folder of ``deblurdiff synth --benchmark --out DIR`` (absent: the cases are
 generated in memory by the same code and rounded to 8 bits like the PNGs). ``--checkpoint``:
 default the shipped ``src/deblurdiff/weights/vdm-md``.
 
 Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
-* re-blur consistency: PSNR(mean of the recovered frames, blurred input), raw DPS output;
+* decoder limit: PSNR of the autoencoder's reconstruction of the true frames, and the re-blur
+  PSNR of those reconstructions (mean against the input): DPS can only meet the measurement as
+  well as the decoder can draw frames whose mean is the input;
+* zeta study: re-blur PSNR (what DPS optimises: PSNR(mean of the recovered frames, input)) and
+  middle-frame PSNR for several step-size schedules / norms / final data-consistency steps, at the
+  short chain (``fast_steps``), same cases and initial noise;
 * middle frame: PSNR/SSIM of the middle recovered frame (index 4 = the 5th of 10) against the true
-  middle frame, after putting each sample in the better of the two time orders (chosen by the
-  clip MSE against the true frames: the blur cannot tell the direction, the paper does the same);
-  compared with the blurred input itself scored against the same middle frame;
-* the same with the final blur-consistent projection (``project=True``), which is exact in
-  re-blur by construction (so its re-blur figure is not a result and is not reported);
-* a fast schedule (``--fast-steps`` strided ancestral steps) against the full 1000, on the same
-  cases with the same initial noise: PSNR loss and speed ratio (same run, same machine);
-* memory: on CUDA the peak allocated bytes of one sampling run; on CPU the bytes autograd keeps
-  for the backward pass of one DPS step (the part checkpointing changes), without and with
-  activation checkpointing, and the process's peak resident memory.
+  middle frame, each sample put in the better of the two time orders (chosen by clip MSE against
+  the true frames: the blur cannot tell the direction; the paper does the same); compared with the
+  blurred input scored against the same frame; and with the final blur-consistent projection
+  (``project=True``, exact in re-blur by construction, so its re-blur is not reported);
+* the short chain against the full 1000 steps (same cases, same initial noise): PSNR loss and
+  speed ratio; bf16 decoder against fp32 (re-blur difference, speed ratio);
+* seconds per image, today's path (fp32, 1000 steps, weights carrying gradients) against the
+  shipped defaults, measured in the same run: the ratio is the figure (shared, busy CPUs);
+* memory: the bytes autograd keeps for one DPS step (what checkpointing changes), without and
+  with activation checkpointing; on CUDA the peak allocated bytes.
 """
 from __future__ import annotations
 
@@ -34,9 +44,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import report, timed  # noqa: E402
 
 from deblurdiff.blur.formation import middle_index  # noqa: E402
+from deblurdiff.diffusion import DecodedTemporalAverage, dps_sample  # noqa: E402
 from deblurdiff.methods import shipped_checkpoint  # noqa: E402
 from deblurdiff.methods.vdm_md import VDMMD  # noqa: E402
 from deblurdiff.metrics import psnr, ssim  # noqa: E402
+from deblurdiff.tensors import to_image, to_model  # noqa: E402
+
+# (label, config overrides) of the zeta study; zeta 1.5 is the reference code's (BAIR)
+ZETA_STUDY = [
+    ("l2, constant 1.5 (reference code)", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 1.5}),
+    ("l2, constant 15", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 15.0}),
+    ("l2, stride 1.5", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5}),
+    ("l2, stride_ramp 1.5", {"dps_norm": "l2", "zeta_schedule": "stride_ramp", "zeta": 1.5}),
+    ("l2_squared, constant 0.5", {"dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.5}),
+    ("l2, stride 1.5 + 10 dc steps", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5, "dc_steps": 10}),
+]
 
 
 def load_cases(bench: Path | None, count: int) -> dict:
@@ -55,9 +77,6 @@ def load_cases(bench: Path | None, count: int) -> dict:
 
 def activation_bytes(model: VDMMD, blurred: torch.Tensor) -> int:
     """Bytes autograd saves for backward in one DPS step (prior + x0 estimate + decoder + mean)."""
-    from deblurdiff.diffusion import DecodedTemporalAverage
-    from deblurdiff.tensors import to_model
-
     total = 0
 
     def pack(t):
@@ -70,7 +89,7 @@ def activation_bytes(model: VDMMD, blurred: torch.Tensor) -> int:
     z = torch.randn(blurred.shape[0], model.config.frames, model.config.latent_channels, size, size,
                     requires_grad=True)
     t = torch.full((blurred.shape[0],), 500, dtype=torch.long)
-    operator = DecodedTemporalAverage(model.autoencoder.decode, latent_std=float(model.latent_std))
+    operator = DecodedTemporalAverage(model.decoder(), latent_std=float(model.latent_std))
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         x0 = model.schedule.to_x0(model.denoiser(z, t), z, t)
         loss = (to_model(blurred) - operator(x0)).flatten(1).norm(dim=1).sum()
@@ -78,121 +97,179 @@ def activation_bytes(model: VDMMD, blurred: torch.Tensor) -> int:
     return total
 
 
-def evaluate(result, cases) -> dict:
-    mid = middle_index(cases["frames"].shape[1])
-    ordered = result.ordered[:, 0]
-    return {"reblur_psnr": result.reblur_psnr[:, 0], "middle_psnr": result.middle_psnr[:, 0],
-            "middle_ssim": ssim(ordered[:, mid], cases["frames"][:, mid]),
-            "reversed": result.reversed[:, 0]}
+def old_path(model: VDMMD, blurred: torch.Tensor, steps: int, x_T: torch.Tensor, seed: int) -> torch.Tensor:
+    """VDM-MD sampling as it was before issue 16: fp32 decoder, weights requiring grad (autograd
+    keeps what their gradients would need), constant zeta, ``trailing`` spacing."""
+    assert all(p.requires_grad for p in model.parameters())
+    operator = DecodedTemporalAverage(model.autoencoder.decode, latent_std=float(model.latent_std))
+    z = dps_sample(model.denoiser, operator, to_model(blurred), x_T.shape, model.schedule, steps=steps,
+                   zeta=float(model.config.zeta), norm="l2", generator=torch.Generator().manual_seed(seed), x_T=x_T)
+    with torch.no_grad():
+        return to_image(operator.decode_frames(z))
+
+
+def evaluate(frames: torch.Tensor, cases: dict) -> dict:
+    """frames (N, K, C, H, W) of one sample per case -> per-case figures."""
+    truth = cases["frames"][:frames.shape[0]]
+    mid = middle_index(truth.shape[1])
+    mse = lambda x: (x - truth).square().flatten(1).mean(dim=1)
+    rev = mse(frames.flip(1)) < mse(frames)
+    ordered = torch.where(rev.view(-1, 1, 1, 1, 1), frames.flip(1), frames)
+    blur = cases["blur"][:frames.shape[0]]
+    proj = (frames + blur[:, None] - frames.mean(dim=1, keepdim=True)).clamp(0, 1)
+    proj = torch.where(rev.view(-1, 1, 1, 1, 1), proj.flip(1), proj)
+    return {"reblur_psnr": psnr(frames.mean(dim=1), blur), "middle_psnr": psnr(ordered[:, mid], truth[:, mid]),
+            "middle_ssim": ssim(ordered[:, mid], truth[:, mid]), "reversed": rev,
+            "middle_psnr_projected": psnr(proj[:, mid], truth[:, mid])}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true",
+                        help="all 32 cases, 1000-step reference on all, old path over its whole chain")
     parser.add_argument("--bench", type=Path, default=None)
     parser.add_argument("--checkpoint", type=Path, default=shipped_checkpoint("vdm-md"))
-    parser.add_argument("--cases", type=int, default=32, help="first N of the 32 cases (CPU budget)")
-    parser.add_argument("--full-cases", type=int, default=None,
-                        help="first M <= N cases also run with the full schedule (default: all N)")
+    parser.add_argument("--cases", type=int, default=None, help="first N of the 32 cases (default 4; --full 32)")
+    parser.add_argument("--ref-cases", type=int, default=None,
+                        help="first M cases also run with the 1000-step chain (default 1; --full all)")
     parser.add_argument("--full-steps", type=int, default=1000)
-    parser.add_argument("--fast-steps", type=int, default=250)
-    parser.add_argument("--zeta", type=float, default=None, help="default: the checkpoint's")
-    parser.add_argument("--batch", type=int, default=8, help="cases sampled together")
+    parser.add_argument("--fast-steps", type=int, default=None, help="default: the checkpoint's fast_steps")
+    parser.add_argument("--old-steps", type=int, default=None,
+                        help="steps the old path is timed over, scaled to --full-steps (default 100; --full all)")
+    parser.add_argument("--no-study", action="store_true", help="skip the zeta study")
+    parser.add_argument("--batch", type=int, default=4, help="cases sampled together")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    n_cases = args.cases or (32 if args.full else 4)
+    old_steps = args.old_steps or (args.full_steps if args.full else 100)
 
     model = VDMMD.from_pretrained(args.checkpoint).eval()
-    cases = load_cases(args.bench, args.cases)
+    cfg = model.config
+    fast_steps = args.fast_steps or cfg.fast_steps
+    cases = load_cases(args.bench, n_cases)
     n = cases["blur"].shape[0]
+    m = min(n, args.ref_cases or (n if args.full else 1))
     mid = middle_index(cases["frames"].shape[1])
     blurry_psnr = psnr(cases["blur"], cases["sharp"])
     blurry_ssim = ssim(cases["blur"], cases["sharp"])
     down = model.autoencoder.downsample
-    size = model.config.image_size // down
-    noise = torch.randn(n, model.config.frames, model.config.latent_channels, size, size,
+    size = cfg.image_size // down
+    noise = torch.randn(n, cfg.frames, cfg.latent_channels, size, size,
                         generator=torch.Generator().manual_seed(args.seed))
+    mean = lambda x: float(x.float().mean())
+    figures, rows = {"cases": n, "cases with the 1000-step chain": m}, {}
 
-    def run(steps: int, project: bool, n: int = n):
+    # decoder limit
+    with torch.no_grad():
+        recon = to_image(model.autoencoder(to_model(cases["frames"].flatten(0, 1)))).view_as(cases["frames"])
+    figures["decoder_reconstruction_psnr_dB (true frames)"] = mean(psnr(recon.flatten(0, 1),
+                                                                        cases["frames"].flatten(0, 1)))
+    figures["decoder_limit_reblur_psnr_dB (mean of reconstructed true frames vs input)"] = mean(
+        psnr(recon.mean(dim=1), cases["blur"]))
+
+    def variant(**overrides) -> VDMMD:
+        """The same weights under other sampling options (a fresh model from the edited config)."""
+        if not overrides:
+            return model
+        options = {k: v for k, v in dict(cfg).items() if k != "_use_default_values"}  # else diffusers drops them
+        other = VDMMD.from_config({**options, **overrides}).eval()
+        other.load_state_dict(model.state_dict())
+        return other
+
+    def run(steps: int, k: int = n, **overrides):
+        """Sample the first k cases with config overrides; returns (frames (k, K, C, H, W), seconds)."""
+        sampler = variant(**overrides)
         parts = []
-        for start in range(0, n, args.batch):
-            sl = slice(start, min(start + args.batch, n))
-            gen = torch.Generator().manual_seed(args.seed + 1 + start)
-            parts.append(model.recover(cases["blur"][sl], steps=steps, zeta=args.zeta, generator=gen,
-                                       ground_truth=cases["frames"][sl], project=project, x_T=noise[sl]))
-        return parts
+        start = time.perf_counter()
+        for lo in range(0, k, args.batch):
+            sl = slice(lo, min(lo + args.batch, k))
+            gen = torch.Generator().manual_seed(args.seed + 1 + lo)
+            parts.append(sampler.sample_frames(cases["blur"][sl], steps=steps, generator=gen, x_T=noise[sl])[:, 0])
+        return torch.cat(parts), time.perf_counter() - start
 
-    def merge(parts):
-        from deblurdiff.methods.vdm_md import ExposureResult
+    # zeta study at the short chain
+    if not args.no_study:
+        for label, overrides in ZETA_STUDY:
+            frames, seconds = run(fast_steps, **overrides)
+            r = evaluate(frames, cases)
+            figures[f"study {fast_steps} steps: {label}: reblur_psnr_dB"] = mean(r["reblur_psnr"])
+            figures[f"study {fast_steps} steps: {label}: middle_psnr_dB"] = mean(r["middle_psnr"])
+            print(f"[{label}] re-blur {mean(r['reblur_psnr']):.2f} dB, middle {mean(r['middle_psnr']):.2f} dB, "
+                  f"{seconds:.1f} s", flush=True)
 
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])
-        return ExposureResult(frames=cat("frames"), mean=cat("mean"), reblur_psnr=cat("reblur_psnr"),
-                              reversed=cat("reversed"), ordered=cat("ordered"), middle_psnr=cat("middle_psnr"))
+    # the shipped defaults at the short chain, fp32 against bf16
+    (fast_frames, fast_s) = run(fast_steps)
+    fast = evaluate(fast_frames, cases)
+    other = "fp32" if cfg.precision == "bf16" else "bf16"
+    other_frames, other_s = run(fast_steps, precision=other)
+    other_r = evaluate(other_frames, cases)
+    figures.update({
+        f"reblur_psnr_{fast_steps}_dB": mean(fast["reblur_psnr"]),
+        "blurry_input_middle_psnr_dB": mean(blurry_psnr),
+        "blurry_input_middle_ssim": mean(blurry_ssim),
+        f"middle_psnr_{fast_steps}_dB (better order)": mean(fast["middle_psnr"]),
+        f"middle_ssim_{fast_steps} (better order)": mean(fast["middle_ssim"]),
+        f"gain_over_blurry_{fast_steps}_dB": mean(fast["middle_psnr"] - blurry_psnr),
+        f"middle_psnr_{fast_steps}_projected_dB": mean(fast["middle_psnr_projected"]),
+        "reversed_fraction": mean(fast["reversed"]),
+        f"{cfg.precision}_minus_{other}_reblur_psnr_dB": mean(fast["reblur_psnr"] - other_r["reblur_psnr"]),
+        f"{cfg.precision}_minus_{other}_middle_psnr_dB": mean(fast["middle_psnr"] - other_r["middle_psnr"]),
+        f"speed_ratio_{other}_over_{cfg.precision} (wall)": other_s / fast_s,
+    })
+    print(f"[defaults, {fast_steps} steps, {cfg.precision}] re-blur {mean(fast['reblur_psnr']):.2f} dB; {other}: "
+          f"{mean(other_r['reblur_psnr']):.2f} dB; {other}/{cfg.precision} time {other_s / fast_s:.2f}", flush=True)
 
-    cpu0 = time.process_time()
-    fast_parts, fast_s = timed(run, args.fast_steps, False)
-    fast_cpu = time.process_time() - cpu0
-    fast = evaluate(merge(fast_parts), cases)
-    print(f"[{args.fast_steps} steps] re-blur {float(fast['reblur_psnr'].mean()):.2f} dB, middle frame "
-          f"{float(fast['middle_psnr'].mean()):.2f} dB (blurry input {float(blurry_psnr.mean()):.2f} dB), "
-          f"{fast_s:.1f} s", flush=True)
-    m = min(n, args.full_cases or n)
+    # the short chain against the full one
     sub = {k: v[:m] for k, v in cases.items()}
-    fast_sub_s = fast_s * m / n  # cases are sampled in equal batches: time scales with the case count
-    full_parts, full_s = timed(run, args.full_steps, False, m)
-    full_cpu = time.process_time() - cpu0 - fast_cpu
-    full = evaluate(merge(full_parts), sub)
-    # the projection is a cheap post-step of the same samples: apply it to the raw frames
-    projected = {}
-    for name, parts in (("full", full_parts), ("fast", fast_parts)):
-        result = merge(parts)
-        frames, rev = result.frames[:, 0], result.reversed[:, 0]
-        blur = cases["blur"][:frames.shape[0]]
-        proj = (frames + blur[:, None] - frames.mean(dim=1, keepdim=True)).clamp(0, 1)
-        ordered = torch.where(rev.view(-1, 1, 1, 1, 1), proj.flip(1), proj)
-        projected[name] = psnr(ordered[:, mid], cases["sharp"][:frames.shape[0]])
+    full_frames, full_s = run(args.full_steps, m)
+    full = evaluate(full_frames, sub)
+    fast_sub_s = fast_s * m / n
+    figures.update({
+        f"reblur_psnr_{args.full_steps}_dB (first {m})": mean(full["reblur_psnr"]),
+        f"reblur_psnr_{fast_steps}_dB (same first {m})": mean(fast["reblur_psnr"][:m]),
+        f"middle_psnr_{args.full_steps}_dB (first {m})": mean(full["middle_psnr"]),
+        f"middle_psnr_{fast_steps}_dB (same first {m})": mean(fast["middle_psnr"][:m]),
+        f"fast_minus_full_reblur_psnr_dB (first {m})": mean(fast["reblur_psnr"][:m] - full["reblur_psnr"]),
+        f"fast_minus_full_middle_psnr_dB (first {m})": mean(fast["middle_psnr"][:m] - full["middle_psnr"]),
+        "speed_ratio_full_over_fast (wall, per case)": full_s / fast_sub_s,
+    })
 
-    memory = {}
+    # seconds per image: today's path against the shipped defaults, one image at a time
     probe = cases["blur"][:1]
-    memory["activation_MB_per_DPS_step"] = activation_bytes(model, probe) / 2**20
+    _, old_s = timed(old_path, model, probe, old_steps, noise[:1], args.seed)
+    old_per_image = old_s * args.full_steps / old_steps
+    _, new_per_image = timed(model.sample_frames, probe, generator=torch.Generator().manual_seed(args.seed),
+                             x_T=noise[:1])
+    figures.update({
+        f"old_path_s_per_image ({args.full_steps} steps fp32"
+        + (f", timed over {old_steps} and scaled)" if old_steps != args.full_steps else ")"): old_per_image,
+        f"new_path_s_per_image (defaults: {cfg.default_steps} steps, {cfg.precision})": new_per_image,
+        "speed_ratio_old_over_new (per image)": old_per_image / new_per_image,
+        f"speed_ratio_old_over_new_per_step (old at {old_steps} steps)":
+            (old_s / old_steps) / (new_per_image / cfg.default_steps),
+    })
+
+    memory = {"activation_MB_per_DPS_step": activation_bytes(model, probe) / 2**20}
     model.enable_gradient_checkpointing()
     memory["activation_MB_per_DPS_step_checkpointed"] = activation_bytes(model, probe) / 2**20
     model.disable_gradient_checkpointing()
     if torch.cuda.is_available():
         memory["cuda_peak_MB"] = torch.cuda.max_memory_allocated() / 2**20
     memory["process_peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures.update(memory)
 
-    mean = lambda x: float(x.float().mean())
-    figures = {
-        "cases (fast schedule)": n,
-        "cases (full schedule)": m,
-        f"reblur_psnr_{args.fast_steps}_dB": mean(fast["reblur_psnr"]),
-        "blurry_input_middle_psnr_dB": mean(blurry_psnr),
-        "blurry_input_middle_ssim": mean(blurry_ssim),
-        f"middle_psnr_{args.fast_steps}_dB (better order)": mean(fast["middle_psnr"]),
-        f"middle_ssim_{args.fast_steps} (better order)": mean(fast["middle_ssim"]),
-        f"gain_over_blurry_{args.fast_steps}_dB": mean(fast["middle_psnr"] - blurry_psnr),
-        f"middle_psnr_{args.fast_steps}_projected_dB": mean(projected["fast"]),
-        f"gain_over_blurry_{args.fast_steps}_projected_dB": mean(projected["fast"] - blurry_psnr),
-        f"reblur_psnr_{args.full_steps}_dB (first {m})": mean(full["reblur_psnr"]),
-        f"middle_psnr_{args.full_steps}_dB (better order, first {m})": mean(full["middle_psnr"]),
-        f"middle_psnr_{args.fast_steps}_dB (same first {m})": mean(fast["middle_psnr"][:m]),
-        f"gain_over_blurry_{args.full_steps}_dB (first {m})": mean(full["middle_psnr"] - blurry_psnr[:m]),
-        f"middle_psnr_{args.full_steps}_projected_dB (first {m})": mean(projected["full"]),
-        f"fast_minus_full_middle_psnr_dB (first {m})": mean(fast["middle_psnr"][:m] - full["middle_psnr"]),
-        "speed_ratio_full_over_fast (wall, per case)": full_s / fast_sub_s,
-        "speed_ratio_full_over_fast (process CPU time, per case)": full_cpu / (fast_cpu * m / n),
-        "reversed_fraction_fast": mean(fast["reversed"]),
-        **memory,
-    }
     table = [{"case": i, "blurry": float(blurry_psnr[i]), "fast": float(fast["middle_psnr"][i]),
-              "fast_projected": float(projected["fast"][i]), "reblur_fast": float(fast["reblur_psnr"][i]),
+              "fast_projected": float(fast["middle_psnr_projected"][i]), "reblur_fast": float(fast["reblur_psnr"][i]),
               "full": float(full["middle_psnr"][i]) if i < m else "",
               "reblur_full": float(full["reblur_psnr"][i]) if i < m else "",
               "reversed_fast": bool(fast["reversed"][i])}
              for i in range(n)]
     settings = {"checkpoint": str(args.checkpoint), "bench": str(args.bench or "generated in memory"),
-                "cases": f"first {n} of 32 ({m} with the full schedule)", "full_steps": args.full_steps, "fast_steps": args.fast_steps,
-                "zeta": args.zeta if args.zeta is not None else model.config.zeta, "samples": 1,
-                "latent_scale": float(model.latent_std), "seed": args.seed, "threads": torch.get_num_threads(),
+                "cases": f"first {n} of 32 ({m} with the full chain)", "full_steps": args.full_steps,
+                "fast_steps": fast_steps, "default_steps": cfg.default_steps, "zeta": cfg.zeta,
+                "zeta_schedule": cfg.zeta_schedule, "dps_norm": cfg.dps_norm, "dc_steps": cfg.dc_steps,
+                "precision": cfg.precision, "samples": 1, "latent_scale": float(model.latent_std), "seed": args.seed,
+                "threads": torch.get_num_threads(),
                 "order": "better of forward/reversed by clip MSE vs the true frames (needs ground truth)",
                 "middle_frame": f"index {mid} of {cases['frames'].shape[1]}"}
     return report("vdm_md", figures, settings, table)

@@ -106,3 +106,43 @@ def test_dps_through_a_decoder(problem):
     with torch.no_grad():
         remeasured = residual_norms(y - operator(z))
     assert remeasured.mean().item() < 1.5 * NOISE * DIM ** 0.5
+
+
+def test_zeta_schedules_at_known_timesteps():
+    from deblurdiff.diffusion import zeta_schedule
+
+    const = zeta_schedule("constant", 1.5, 50, 1000)
+    assert const(999) == const(0) == 1.5
+    stride = zeta_schedule("stride", 1.5, 50, 1000)
+    assert stride(999) == stride(0) == pytest.approx(30.0)  # 1.5 * 1000 / 50
+    ramp = zeta_schedule("stride_ramp", 1.5, 50, 1000)
+    assert ramp(0) == pytest.approx(60.0) and ramp(500) == pytest.approx(30.0) and ramp(999) == pytest.approx(0.06)
+    # both strided schedules keep the summed guidance of the 1000-step constant chain
+    from deblurdiff.diffusion import make_scheduler
+
+    ts = [int(t) for t in make_scheduler(make_schedule("linear"), "ddpm", 50, timestep_spacing="linspace").timesteps]
+    assert sum(stride(t) for t in ts) == pytest.approx(1.5 * 1000)
+    assert sum(ramp(t) for t in ts) == pytest.approx(1.5 * 1000, rel=0.01)
+    with pytest.raises(ConfigError, match="zeta_schedule"):
+        zeta_schedule("cosine", 1.5, 50, 1000)
+    with pytest.raises(ConfigError, match="zeta"):
+        zeta_schedule("constant", -1.0, 50, 1000)
+
+
+def test_final_data_consistency_steps_fit_the_measurement(problem):
+    """dc_steps move the result towards y without the prior; dc_steps=0 is the plain chain."""
+    y = problem["y"].float().expand(16, DIM)
+    common = dict(steps=10, zeta=0.05, generator=None)
+
+    def sample(**kw):
+        return dps_sample(problem["denoiser"], TemporalAverage(dim=1), y, (16, FRAMES, DIM), problem["schedule"],
+                          **dict(common, generator=torch.Generator().manual_seed(0), **kw))
+
+    plain, zero = sample(), sample(dc_steps=0)
+    assert torch.equal(plain, zero)
+    fitted = sample(dc_steps=20, dc_zeta=0.5)
+    before = residual_norms(y - plain.mean(dim=1)).mean().item()
+    after = residual_norms(y - fitted.mean(dim=1)).mean().item()
+    assert after < 0.2 * before, (before, after)
+    with pytest.raises(ConfigError, match="dc_steps"):
+        sample(dc_steps=-1)

@@ -163,3 +163,79 @@ def test_configs_build_the_intended_models():
     assert tiny_cfg.data.mode == "exposure" and tiny_cfg.data.subframes == tiny_cfg.model["frames"] == 10
     paper = load_config("configs/vdm-md.yaml").model
     assert (paper["depth"], paper["hidden_size"], paper["num_heads"], paper["ae_ch_mult"]) == (28, 1152, 16, [1, 2, 4])
+
+
+def test_short_chain_is_a_strided_subset_from_t_max_to_zero():
+    """The default chain (<= 100 steps) visits T-1 ... 0 in near-equal strides, like the
+    reference code's respacing; 1000 steps of 1000 would visit every timestep."""
+    model = randomise_prior(tiny(latent_scale=1.0))  # T = 100, default_steps = 10
+    seen = []
+    model.prior.register_forward_pre_hook(lambda mod, args: seen.append(int(args[1][0])))
+    model.restore(torch.rand(1, 3, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 10 and seen[0] == 99 and seen[-1] == 0
+    strides = [a - b for a, b in zip(seen, seen[1:])]
+    assert all(s > 0 for s in strides) and max(strides) - min(strides) <= 1
+    assert set(seen) <= set(range(100))
+
+
+def test_sampling_takes_no_gradient_for_the_weights():
+    """DPS differentiates w.r.t. the latents only: during sampling no weight requires grad (so
+    autograd keeps nothing for weight gradients), afterwards training state is restored."""
+    model = randomise_prior(tiny(latent_scale=1.0))
+    flags = []
+    model.autoencoder.decoder.register_forward_pre_hook(
+        lambda mod, args: flags.append((args[0].requires_grad, any(p.requires_grad for p in model.parameters()))))
+    model.restore(torch.rand(1, 3, 16, 16), steps=3, generator=torch.Generator().manual_seed(0))
+    assert flags and all(not weights for _, weights in flags)
+    assert any(latents for latents, _ in flags)  # the guided steps do differentiate w.r.t. the latents
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_stride_schedule_is_constant_zeta_times_the_stride():
+    model = randomise_prior(tiny(latent_scale=1.0, zeta_schedule="stride", zeta=0.5))
+    const = randomise_prior(tiny(latent_scale=1.0, zeta_schedule="constant", zeta=0.5 * 100 / 5))
+    blurred = torch.rand(1, 3, 16, 16)
+    run = lambda m: m.sample_frames(blurred, steps=5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(run(model), run(const))
+
+
+def test_bf16_decoder_keeps_float32_output_close_to_fp32():
+    model = randomise_prior(tiny(latent_scale=1.0))
+    z = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    inner = []
+    model.autoencoder.decoder.conv_out.register_forward_hook(lambda mod, args, out: inner.append(out.dtype))
+    fp32, bf16 = model.decoder("fp32")(z), model.decoder("bf16")(z)
+    assert inner == [torch.float32, torch.bfloat16] and bf16.dtype == torch.float32
+    assert (bf16 - fp32).abs().max() < 0.05 * fp32.abs().max()
+    frames = model.sample_frames(torch.rand(1, 3, 16, 16), steps=3, precision="bf16")
+    assert frames.dtype == torch.float32
+
+
+@pytest.mark.parametrize("option, value", [("zeta_schedule", "cosine"), ("dps_norm", "l1"), ("precision", "fp16"),
+                                           ("dc_steps", -1), ("dc_zeta", -0.5), ("zeta", -1.0),
+                                           ("default_steps", 0), ("fast_steps", -5)])
+def test_bad_sampling_options_name_the_option(option, value):
+    with pytest.raises(ConfigError, match=f"model.{option}"):
+        tiny(**{option: value})
+
+
+def test_cpu_config_loads_prior_only_on_the_trained_autoencoder():
+    """configs/vdm-md-cpu.yaml is valid before runs/autoencoder-f4/final exists: the config loads,
+    its data keeps 10-frame exposures, and building the model names the missing folder."""
+    import math
+    from pathlib import Path
+
+    from deblurdiff.errors import CheckpointError
+    from deblurdiff.train.config import load_config
+
+    cfg = load_config("configs/vdm-md-cpu.yaml")
+    assert [s.name for s in cfg.stages] == ["prior"] and cfg.train.mixed_precision == "bf16"
+    assert cfg.model["pretrained_autoencoder"] == "runs/autoencoder-f4/final"
+    assert not any(key.startswith("ae_") or key == "latent_scale" for key in cfg.model)
+    assert cfg.data.mode == "exposure" and cfg.data.subframes == cfg.model["frames"] == 10 and cfg.data.size == 64
+    # the shake source raises the sub-frame count to one per pixel of path: keep it at the 10 frames
+    assert cfg.data.source == "shake" and math.ceil(cfg.data.options["max_shift"]) + 1 <= cfg.data.subframes
+    if not Path(cfg.model["pretrained_autoencoder"]).exists():
+        with pytest.raises(CheckpointError, match="pretrained_autoencoder"):
+            VDMMD(**cfg.model)
+    assert cfg.model["default_steps"] <= 100

@@ -31,6 +31,9 @@ def clips():
 
 def test_shipped_config_and_latent_scale(model):
     assert model.config.frames == 10 and model.config.image_size == 64
+    # the CLI's chain: at most 100 strided steps (8 images of 64 px in under 2 minutes on 2 cores)
+    assert model.config.default_steps <= 100 and model.config.fast_steps <= 100
+    assert (model.config.zeta_schedule, model.config.precision) == ("stride", "bf16")
     assert float(model.latent_std) > 0 and model.config.latent_scale == pytest.approx(float(model.latent_std))
 
 

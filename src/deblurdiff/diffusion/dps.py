@@ -12,7 +12,18 @@ Each step (ancestral DDPM over the chosen, possibly strided, timesteps):
      ``2 * grad ||r_b||``: the same direction as "l2" at twice the step for the same zeta;
    - ``norm="l2_squared"``: ``g = grad ||r_b||_2^2`` (the un-normalised Gaussian log-likelihood
      gradient up to 1/(2 sigma^2); its size scales with the residual).
-4. ``x_{t-1} = x'_{t-1} - zeta * g``.
+4. ``x_{t-1} = x'_{t-1} - zeta_t * g``, with ``zeta_t`` from ``zeta_schedule`` (below);
+5. optionally, after the last step, ``dc_steps`` plain data-consistency steps on the sample
+   itself, ``x <- x - dc_zeta * grad_x loss(y - A(x))`` with the same norm: no prior call, so
+   they only move the result towards the measurement (a final projection for non-linear A).
+
+Step-size schedules (``zeta_schedule``), for a chain of ``steps`` out of T train timesteps:
+
+- ``"constant"``: ``zeta_t = zeta`` (the DPS / VDM-MD reference code, tuned for 1000 steps);
+- ``"stride"``: ``zeta_t = zeta * T / steps``: a strided chain takes T/steps times fewer steps,
+  so each carries T/steps times the step, and the summed guidance of a 1000-step chain is kept;
+- ``"stride_ramp"``: ``"stride"`` times ``2 * (1 - t / T)``, the same summed guidance moved
+  towards the low-noise end, where ``x0_hat`` is sharp and its residual is worth following.
 
 Per-sample norms: the loss summed over the batch is ``sum_b ||r_b||``, whose gradient with respect
 to sample b's x_t is that sample's own gradient, because the denoiser and A act per sample.
@@ -29,6 +40,19 @@ from deblurdiff.diffusion.schedules import NoiseSchedule
 from deblurdiff.errors import ConfigError, InputError
 
 DPS_NORMS = ("l2", "normalized", "l2_squared")
+ZETA_SCHEDULES = ("constant", "stride", "stride_ramp")
+
+
+def zeta_schedule(kind: str, zeta: float, steps: int, num_train_timesteps: int) -> Callable[[int], float]:
+    """The step size ``zeta_t`` as a function of the train timestep t (module docstring)."""
+    if kind not in ZETA_SCHEDULES:
+        raise ConfigError(f"unknown zeta_schedule {kind!r}; use one of {ZETA_SCHEDULES}")
+    if zeta < 0:
+        raise ConfigError(f"zeta must be >= 0, got {zeta}")
+    base = float(zeta) * (1.0 if kind == "constant" else num_train_timesteps / int(steps))
+    if kind == "stride_ramp":
+        return lambda t: base * 2.0 * (1.0 - t / num_train_timesteps)
+    return lambda _t: base
 
 
 def residual_norms(residual: torch.Tensor) -> torch.Tensor:
@@ -48,16 +72,21 @@ def dps_sample(denoiser: Callable, operator: Callable, y: torch.Tensor, shape, s
                steps: int = 1000, zeta: float | Callable[[int], float] = 1.0, norm: str = "l2",
                generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
                progress: bool = False, device=None, dtype=torch.float32,
-               timestep_spacing: str = "trailing", callback: Callable | None = None) -> torch.Tensor:
+               timestep_spacing: str = "trailing", callback: Callable | None = None,
+               dc_steps: int = 0, dc_zeta: float | None = None) -> torch.Tensor:
     """Sample x0 ~ p(x0 | y) approximately, for ``y = operator(x0) + noise``.
 
     ``zeta``: step size, a float or a function of the train timestep. ``shape``: of x (its first
     dimension is the batch; ``y`` must have the same batch, one measurement per sample, e.g.
     several samples of one measurement via ``y.expand``). ``callback(i, t, x, residual_norms)``
-    is called after each step. Returns the final sample (no grad).
+    is called after each step. ``dc_steps`` final data-consistency steps of size ``dc_zeta``
+    (default: the last step's zeta) follow the chain (module docstring, step 5). Returns the
+    final sample (no grad).
     """
     if norm not in DPS_NORMS:
         raise ConfigError(f"unknown DPS norm {norm!r}; use one of {DPS_NORMS}")
+    if int(dc_steps) < 0 or (dc_zeta is not None and dc_zeta < 0):
+        raise ConfigError(f"dc_steps and dc_zeta must be >= 0, got {dc_steps} and {dc_zeta}")
     if y.shape[0] != shape[0]:
         raise InputError(f"y has batch {y.shape[0]} but {shape[0]} samples were asked for; repeat y per sample")
     device = torch.device(device) if device is not None else y.device
@@ -79,4 +108,11 @@ def dps_sample(denoiser: Callable, operator: Callable, y: torch.Tensor, shape, s
         x = x_prev - step_size(int(t)) * grad
         if callback is not None:
             callback(i, int(t), x, norms.detach())
+    dc_size = step_size(int(t)) if dc_zeta is None else float(dc_zeta)
+    for _ in range(int(dc_steps)):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            norms = residual_norms(y - operator(x))
+            (grad,) = torch.autograd.grad(_consistency_loss(norms, norm), x)
+        x = x - dc_size * grad
     return x.detach()
