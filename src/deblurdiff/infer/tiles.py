@@ -35,11 +35,12 @@ def tile_spans(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple
     spread evenly. So no pixel is padded and no tile repeats more of its neighbour than the blend
     needs: a 512 px side in 256 px tiles (multiple 24) takes three of 192 instead of three of 256
     padded to 264, 0.53x the pixels."""
-    largest = -(-tile // multiple) * multiple
+    ceil_div = lambda a, b: -(-a // b)
+    largest = ceil_div(tile, multiple) * multiple
     if length <= largest:
         return length, [0]
-    count = -(-(length - overlap) // (largest - overlap))
-    size = -(-(-(-(length + (count - 1) * overlap) // count)) // multiple) * multiple
+    count = ceil_div(length - overlap, largest - overlap)
+    size = ceil_div(ceil_div(length + (count - 1) * overlap, count), multiple) * multiple
     return size, [round(i * (length - size) / (count - 1)) for i in range(count)]
 
 
@@ -62,8 +63,8 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
 
     ``x`` is ``(..., C, H, W)``; ``fn`` maps a crop ``(..., C, t, t)`` to ``(..., K, C', t, t)`` or
     ``(..., C', t, t)`` with the same spatial size. Tiles run one at a time (memory ~ one tile:
-    batching them measured 1.2x slower on a CPU). ``multiple``: the side multiple ``fn`` pads to;
-    tiles are then laid out by :func:`tile_spans` (sides that are multiples of it, evenly spread).
+    batching them measured 1.2x slower on a CPU). ``multiple``: the side multiple ``fn`` pads to (1:
+    none); tiles are laid out by :func:`tile_spans` (sides that are multiples of it, evenly spread).
     """
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):
