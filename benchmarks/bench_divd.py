@@ -1,6 +1,11 @@
 """DIVD on the embedded benchmark's video part.
 
-    python benchmarks/bench_divd.py [--bench DIR] [--checkpoint DIR] [--nowtsa DIR] [--nomrpe DIR] [--full]
+    python benchmarks/bench_divd.py [--bench DIR] [--checkpoint DIR] [--nowtsa DIR] [--nomrpe DIR] [--samples N] [--full]
+
+The default run is short (2 clips, 64 px centre crops, no memory runs: about a minute of one CPU
+thread for the tiny model); ``--full`` scores all 8 clips at their full 128 px and adds the memory
+runs (1280x720 clip, 3840x2160 frame). Figures of a near-identity checkpoint say little: they matter
+once a trained one ships.
 
 Figures (PSNR/SSIM: RGB, [0, 255], no border crop, averaged over frames and clips; temporal error:
 mean |d output/dt - d truth/dt| on [0, 255], lower is better):
@@ -9,8 +14,13 @@ mean |d output/dt - d truth/dt| on [0, 255], lower is better):
 * the no-WTSA ablation (attention kept inside each frame; same budget) and, when given, the
   no-MRPE ablation, on PSNR and temporal consistency;
 * 20 DPM-Solver++ steps vs 50 DDIM steps (PSNR gap, and the speed ratio measured in this run);
-* peak memory of a 1280x720 4-frame clip through ``deblurdiff.api`` (tiles of 256 px, blended),
-  measured in a fresh process by ``deblurdiff bench``; with ``--full`` also a 3840x2160 frame.
+* the mean of ``--samples`` posterior samples vs one sample (PSNR, SSIM, LPIPS (AlexNet) where its
+  weights are installed), and the per-pixel standard deviation over the samples, written as an image
+  (``benchmarks/results/divd_std.png``, ``divd_short_std.png`` for the short run, whose figures
+  go to ``divd_short.*``: the first clip's frames, blurred input | mean | std map,
+  the std scaled so that 0.1 is white);
+* with ``--full``: peak memory of a 1280x720 4-frame clip through ``deblurdiff.api`` (tiles of 256
+  px, blended), measured in a fresh process by ``deblurdiff bench``, and a 3840x2160 frame.
 
 Every model and sampler gets the same seeded noise per clip, so differences are paired. By default
 the first ``--frames 4`` frames of each of the 8 clips form one DIVD window; ``--frames 12`` runs
@@ -32,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import report  # noqa: E402
 
 from deblurdiff.data.io import read_frames  # noqa: E402
-from deblurdiff.infer.windows import sliding_windows  # noqa: E402
+from deblurdiff.infer import sample_statistics, sliding_windows  # noqa: E402
 from deblurdiff.methods import shipped_checkpoint  # noqa: E402
 from deblurdiff.methods.divd import DIVD  # noqa: E402
 from deblurdiff.metrics import psnr, ssim, temporal_error  # noqa: E402
@@ -40,9 +50,9 @@ from deblurdiff.metrics import psnr, ssim, temporal_error  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load_clips(bench: Path | None, count: int, frames: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def load_clips(bench: Path | None, count: int, frames: int, crop: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(blur, sharp) ``(1, F, C, H, W)`` from the benchmark folder, or generated in memory by the
-    same code and rounded to 8 bits as the folder's PNGs are."""
+    same code and rounded to 8 bits as the folder's PNGs are; ``crop`` > 0 keeps a centre crop."""
     pairs = []
     if bench is not None and (bench / "video").is_dir():
         for folder in sorted((bench / "video").glob("clip*"))[:count]:
@@ -53,17 +63,47 @@ def load_clips(bench: Path | None, count: int, frames: int) -> list[tuple[torch.
         for index in range(min(count, VIDEO_COUNT)):
             clip = video_clip(index)
             pairs.append(tuple((clip[k].clamp(0, 1) * 255).round() / 255 for k in ("blur", "sharp")))
-    return [(b[:frames][None], s[:frames][None]) for b, s in pairs]
+    def centre(x):
+        if crop <= 0 or crop >= min(x.shape[-2:]):
+            return x
+        top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+        return x[..., top:top + crop, left:left + crop]
+
+    return [(centre(b[:frames])[None], centre(s[:frames])[None]) for b, s in pairs]
 
 
-def run_model(model: DIVD, clips, steps: int, sampler: str) -> tuple[list[torch.Tensor], float]:
-    """Restore every clip (sliding windows beyond the model's frames); returns outputs and seconds."""
+def run_model(model: DIVD, clips, steps: int, sampler: str, samples: int = 1) -> tuple[list, float]:
+    """Restore every clip (sliding windows beyond the model's frames); returns outputs and seconds.
+
+    ``samples`` > 1: each clip's output is ``(mean, std)`` over that many draws from one generator,
+    whose first draw is the ``samples=1`` output (same seed), so mean and single sample are paired."""
     outs, start = [], time.perf_counter()
     for index, (blur, _) in enumerate(clips):
         generator = torch.Generator().manual_seed(1000 + index)
         fn = lambda window: model.restore(window, steps=steps, sampler=sampler, generator=generator)
-        outs.append(sliding_windows(fn, blur, model.frames))
+        draw = lambda: sliding_windows(fn, blur, model.frames)
+        outs.append(draw() if samples == 1 else sample_statistics(draw, samples))
     return outs, time.perf_counter() - start
+
+
+def lpips_scorer():
+    """AlexNet LPIPS, or None (with the reason printed) where its weights are not installed."""
+    from deblurdiff.errors import MissingWeightsError
+    from deblurdiff.metrics.lpips import LPIPS
+
+    try:
+        return LPIPS("alex")
+    except MissingWeightsError as exc:
+        print(f"[bench_divd] LPIPS not scored: {exc}")
+        return None
+
+
+def std_sheet(blur: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, white: float = 0.1) -> torch.Tensor:
+    """One row per frame: blurred input | mean of the samples | per-pixel std (channel mean, ``white``
+    maps to 1), as a ``(3, H', W')`` image."""
+    rows = [torch.cat([b, m, (s.mean(dim=0, keepdim=True) / white).clamp(0, 1).expand(3, -1, -1)], dim=-1)
+            for b, m, s in zip(blur[0], mean[0].clamp(0, 1), std[0])]
+    return torch.cat(rows, dim=-2)
 
 
 def scores(outputs, clips) -> dict:
@@ -96,22 +136,29 @@ def main(argv=None) -> dict:
     ap.add_argument("--checkpoint", type=Path, default=shipped_checkpoint("divd"))
     ap.add_argument("--nowtsa", type=Path, default=REPO / "runs" / "divd-tiny-nowtsa" / "final")
     ap.add_argument("--nomrpe", type=Path, default=REPO / "runs" / "divd-tiny-nomrpe" / "final")
-    ap.add_argument("--clips", type=int, default=8)
+    ap.add_argument("--clips", type=int, default=None, help="clips scored (default 2; --full: all 8)")
+    ap.add_argument("--crop", type=int, default=None, help="centre crop in px (default 64; --full: none)")
     ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=4, help="posterior samples averaged for the mean-vs-one figures")
     ap.add_argument("--steps", type=int, default=20, help="DPM-Solver++ steps (DDIM gets --ddim-steps)")
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--memory-steps", type=int, default=1, help="steps for the 720p / 4K runs (memory does not "
                                                                  "depend on steps; time is per step)")
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--memory-size", default="1280x720", help="WIDTHxHEIGHT of the 4-frame memory run")
-    ap.add_argument("--full", action="store_true", help="also run one 3840x2160 frame")
+    ap.add_argument("--full", action="store_true", help="the full run: all clips at full size, the 1280x720 "
+                                                          "memory run and one 3840x2160 frame")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    memory_job = start_memory_run(args.checkpoint, args.memory_size, 4, args.memory_steps, args.tile)
+    if args.samples < 2:
+        ap.error("--samples must be at least 2 (the mean of N samples is compared with one)")
+    clip_count = args.clips if args.clips is not None else (8 if args.full else 2)
+    crop = args.crop if args.crop is not None else (0 if args.full else 64)
+    memory_job = start_memory_run(args.checkpoint, args.memory_size, 4, args.memory_steps, args.tile) if args.full else None
     uhd_job = start_memory_run(args.checkpoint, "3840x2160", 1, args.memory_steps, args.tile) if args.full else None
-    clips = load_clips(args.bench, args.clips, args.frames)
+    clips = load_clips(args.bench, clip_count, args.frames, crop)
     blurry = scores([b for b, _ in clips], clips)
     model = DIVD.from_pretrained(args.checkpoint).eval()
     rows = [{"model": "blurry input", **blurry}]
@@ -142,23 +189,43 @@ def main(argv=None) -> dict:
     figures["dpmpp_within_0.3db_of_ddim"] = bool(abs(divd["psnr"] - ddim["psnr"]) <= 0.3)
     figures["speed_ratio_dpmpp_vs_ddim"] = ddim_s / divd_s
 
-    mem = finish_memory_run(memory_job)
-    figures[f"peak_memory_mb_{args.memory_size}_4frames"] = mem["peak_memory_mb"]
-    figures["peak_memory_below_4gb"] = bool(mem["peak_memory_mb"] < 4096)
-    figures[f"seconds_per_megapixel_per_step_{args.memory_size}"] = mem["seconds_per_megapixel"] / args.memory_steps
+    # The mean of N samples vs one: the first draw of each clip is the dpmpp output above (same seed).
+    stats, _ = run_model(model, clips, args.steps, "dpmpp", samples=args.samples)
+    means = [mean for mean, _ in stats]
+    mean_scores = scores(means, clips)
+    rows.append({"model": f"DIVD (shipped), mean of {args.samples} dpmpp {args.steps} samples", **mean_scores})
+    figures[f"psnr_mean_of_{args.samples}"] = mean_scores["psnr"]
+    figures[f"mean_of_{args.samples}_minus_one_sample_db"] = mean_scores["psnr"] - divd["psnr"]
+    figures["mean_pixel_std"] = torch.stack([std.mean() for _, std in stats]).mean().item()
+    lpips = lpips_scorer()
+    if lpips is not None:
+        with torch.no_grad():
+            lp = lambda outs: torch.cat([lpips(o[0], s[0]) for o, (_, s) in zip(outs, clips)]).mean().item()
+            figures["lpips_blurry"] = lp([b for b, _ in clips])
+            figures["lpips_one_sample"], figures[f"lpips_mean_of_{args.samples}"] = lp(divd_out), lp(means)
+    from deblurdiff.data.io import write_image
+
+    name = "divd" if args.full else "divd_short"  # the short run never overwrites the full run's results
+    sheet = std_sheet(clips[0][0], *stats[0])
+    figures["std_map"] = str(write_image(REPO / "benchmarks" / "results" / f"{name}_std.png", sheet).relative_to(REPO))
+
     if args.full:
+        mem = finish_memory_run(memory_job)
+        figures[f"peak_memory_mb_{args.memory_size}_4frames"] = mem["peak_memory_mb"]
+        figures["peak_memory_below_4gb"] = bool(mem["peak_memory_mb"] < 4096)
+        figures[f"seconds_per_megapixel_per_step_{args.memory_size}"] = mem["seconds_per_megapixel"] / args.memory_steps
         big = finish_memory_run(uhd_job)
         figures["uhd_frame_completed"] = True
         figures["peak_memory_mb_3840x2160"] = big["peak_memory_mb"]
         figures["seconds_per_megapixel_per_step_uhd"] = big["seconds_per_megapixel"] / args.memory_steps
 
-    settings = {"clips": len(clips), "frames": args.frames, "size": list(clips[0][0].shape[-2:]), "steps": args.steps,
+    settings = {"full": args.full, "clips": len(clips), "crop": crop, "samples": args.samples, "frames": args.frames, "size": list(clips[0][0].shape[-2:]), "steps": args.steps,
                 "ddim_steps": args.ddim_steps, "memory_steps": args.memory_steps, "memory_size": args.memory_size, "tile": args.tile,
                 "checkpoint": str(args.checkpoint), "threads": args.threads,
                 "bench": str(args.bench) if args.bench and (args.bench / "video").is_dir() else "generated in memory",
                 "metrics": "PSNR/SSIM RGB [0,255] no crop; temporal_err = mean |d out/dt - d gt/dt| [0,255]",
                 "note": "seconds are CPU wall time on a shared machine; compare ratios within this run"}
-    return report("divd", figures, settings, table=rows)
+    return report(name, figures, settings, table=rows)
 
 
 if __name__ == "__main__":

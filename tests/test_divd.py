@@ -156,7 +156,8 @@ def test_training_loss_pads_odd_sizes_and_reports_psnr():
         model.training_loss({"blur": sharp, "sharp": sharp[..., :10]})
 
 
-@pytest.mark.parametrize("name", ["divd", "divd-tiny", "divd-tiny-nowtsa", "divd-tiny-nomrpe"])
+@pytest.mark.parametrize("name", ["divd", "divd-tiny", "divd-tiny-nowtsa", "divd-tiny-nomrpe", "divd-cpu",
+                                  "divd-cpu-nowtsa", "divd-cpu-nomrpe"])
 def test_configs_build(name):
     from deblurdiff.train.config import load_config
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
@@ -165,10 +166,24 @@ def test_configs_build(name):
         model = DIVD(**cfg.model)
         assert cfg.data.crop % model.multiple == 0
         assert sum(p.numel() for p in model.parameters()) < 2_000_000
-        assert model.config.temporal == (name != "divd-tiny-nowtsa")
-        assert model.config.mrpe == (name != "divd-tiny-nomrpe")
+        assert model.config.temporal == (not name.endswith("-nowtsa"))
+        assert model.config.mrpe == (not name.endswith("-nomrpe"))
     else:
         assert cfg.data.crop == 144 and cfg.train.max_steps == 1_000_000 and cfg.train.warmup_steps > 0
+    if name.startswith("divd-cpu"):
+        assert cfg.model["prediction"] == "edm" and cfg.data.crop >= 96 and cfg.data.source == "shake"
+        assert cfg.data.options["scene_share"] > 0 and cfg.train.mixed_precision == "bf16" and cfg.train.channels_last
+
+
+def test_cpu_ablations_differ_from_the_long_run_only_in_their_flag():
+    from dataclasses import asdict
+
+    from deblurdiff.train.config import load_config
+    base = asdict(load_config(REPO / "configs" / "divd-cpu.yaml"))
+    for name, flag in (("divd-cpu-nowtsa", "temporal"), ("divd-cpu-nomrpe", "mrpe")):
+        cfg = asdict(load_config(REPO / "configs" / f"{name}.yaml"))
+        assert cfg["model"].pop(flag) is False and base["model"][flag] is True
+        assert cfg == {**base, "model": {k: v for k, v in base["model"].items() if k != flag}}
 
 
 def test_shipped_checkpoint_loads_and_beats_identity():

@@ -28,6 +28,7 @@ def test_explicit_window_attention_equals_sdpa(size):
     with torch.no_grad():
         ref = attn(x, 4)
         fast = set_inference_path(attn)(x.contiguous(memory_format=torch.channels_last), 4)
+        assert channels_last(fast)  # the layout of the residual it is added to (a mixed-layout add is slow)
         set_inference_path(attn, False)
         assert torch.equal(attn(x.contiguous(memory_format=torch.channels_last), 4), ref)  # unmarked: SDPA
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)

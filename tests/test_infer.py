@@ -93,3 +93,27 @@ def test_pad_to_multiple_keeps_content():
     y, (h, w) = pad_to_multiple(x, 8)
     assert y.shape[-2:] == (16, 16) and (h, w) == (10, 13)
     torch.testing.assert_close(y[..., :10, :13], x)
+
+
+def test_tile_spans_cover_with_the_overlap_in_the_fewest_aligned_tiles():
+    from deblurdiff.infer.tiles import tile_spans
+
+    for length, tile, overlap, multiple in [(512, 256, 32, 24), (3840, 256, 32, 24), (721, 256, 32, 24),
+                                            (1280, 200, 16, 8), (130, 40, 10, 1), (70, 32, 8, 1)]:
+        size, starts = tile_spans(length, tile, overlap, multiple)
+        largest = -(-tile // multiple) * multiple
+        assert size % multiple == 0 and size <= largest and starts[0] == 0 and starts[-1] + size == length
+        assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:]))  # neighbours overlap enough
+        assert len(starts) == -(-(length - overlap) // (largest - overlap))  # no fewer tiles could do it
+        assert size - multiple < overlap + (length - overlap) / len(starts)  # the smallest aligned size that covers
+    assert tile_spans(512, 256, 32, 24) == (192, [0, 160, 320])  # before: 3 tiles of 256 padded to 264
+    assert tile_spans(250, 256, 32, 24) == (250, [0])
+
+
+def test_tiled_with_a_multiple_equals_untiled_and_needs_no_padding():
+    x = torch.rand(1, 2, 3, 100, 77)
+    sizes = []
+    fn = lambda t: sizes.append(tuple(t.shape[-2:])) or torch.tanh(2 * t)
+    out = tiled(fn, x, tile=40, overlap=8, multiple=12)
+    torch.testing.assert_close(out, torch.tanh(2 * x), atol=1e-6, rtol=1e-6)
+    assert all(h % 12 == 0 and w % 12 == 0 and h <= 48 and w <= 48 for h, w in sizes)

@@ -156,16 +156,18 @@ class Deblurrer:
         batch = batch.to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
+        multiple = max(1, model.multiple)
+
         def restore_crop(crop):
-            padded, (ch, cw) = pad_to_multiple(crop, max(1, model.multiple))
+            padded, (ch, cw) = pad_to_multiple(crop, multiple)
             return model.restore(padded, generator=generator, **kwargs)[..., :ch, :cw]
 
         def draw():
             if self.kind == "video":
-                return sliding_windows(lambda clip: tiled(restore_crop, clip, tile, overlap), batch,
+                return sliding_windows(lambda clip: tiled(restore_crop, clip, tile, overlap, multiple=multiple), batch,
                                        model.frames, progress=progress,
                                        batch_windows=getattr(model, "window_batch", 1))
-            return tiled(restore_crop, batch, tile, overlap, progress=progress)
+            return tiled(restore_crop, batch, tile, overlap, progress=progress, multiple=multiple)
 
         n = samples if model.stochastic else 1
         start = time.perf_counter()

@@ -26,12 +26,22 @@ def blend_window(size: int, overlap: int, device=None) -> torch.Tensor:
     return w
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
+def tile_spans(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """(size, starts) of the tiles along one axis of ``length`` pixels.
+
+    The largest tile is ``tile`` rounded up to ``multiple`` (the side multiple the model pads its
+    input to, so no more memory than a padded ``tile``); the axis is covered by the fewest such tiles
+    that overlap by at least ``overlap``, shrunk to the smallest multiple that still covers it and
+    spread evenly. So no pixel is padded and no tile repeats more of its neighbour than the blend
+    needs: a 512 px side in 256 px tiles (multiple 24) takes three of 192 instead of three of 256
+    padded to 264, 0.53x the pixels."""
+    ceil_div = lambda a, b: -(-a // b)
+    largest = ceil_div(tile, multiple) * multiple
+    if length <= largest:
+        return length, [0]
+    count = ceil_div(length - overlap, largest - overlap)
+    size = ceil_div(ceil_div(length + (count - 1) * overlap, count), multiple) * multiple
+    return size, [round(i * (length - size) / (count - 1)) for i in range(count)]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -48,18 +58,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int = 32,
-          progress: bool = False) -> torch.Tensor:
-    """Apply ``fn`` to overlapping ``tile`` x ``tile`` crops of ``x`` and blend the results.
+          progress: bool = False, multiple: int = 1) -> torch.Tensor:
+    """Apply ``fn`` to overlapping crops of at most ``tile`` x ``tile`` pixels of ``x`` and blend them.
 
     ``x`` is ``(..., C, H, W)``; ``fn`` maps a crop ``(..., C, t, t)`` to ``(..., K, C', t, t)`` or
-    ``(..., C', t, t)`` with the same spatial size. Tiles run one at a time (memory ~ one tile).
+    ``(..., C', t, t)`` with the same spatial size. Tiles run one at a time (memory ~ one tile:
+    batching them measured 1.2x slower on a CPU). ``multiple``: the side multiple ``fn`` pads to (1:
+    none); tiles are laid out by :func:`tile_spans` (sides that are multiples of it, evenly spread).
     """
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):
         return fn(x)
     overlap = max(0, min(overlap, tile // 2))
-    th, tw = min(tile, h), min(tile, w)
-    ys, xs = _starts(h, th, th - overlap), _starts(w, tw, tw - overlap)
+    (th, ys), (tw, xs) = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
     wy, wx = blend_window(th, overlap if len(ys) > 1 else 0), blend_window(tw, overlap if len(xs) > 1 else 0)
     weight = (wy[:, None] * wx[None, :]).to(x.device)
     out = norm = None
@@ -69,6 +80,7 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
         if out is None:
             out = result.new_zeros(*result.shape[:-2], h, w)
             norm = result.new_zeros(h, w)
-        out[..., y:y + th, x0:x0 + tw] += result * weight.to(result.dtype)
-        norm[y:y + th, x0:x0 + tw] += weight.to(result.dtype)
-    return out / norm
+            weight = weight.to(result.dtype)
+        out[..., y:y + th, x0:x0 + tw] += result * weight
+        norm[y:y + th, x0:x0 + tw] += weight
+    return out.div_(norm)

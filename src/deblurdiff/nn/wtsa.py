@@ -115,6 +115,10 @@ class WindowTemporalAttention(nn.Module):
         # The inference path on a CPU: explicit attention for small windows (works in place: no autograd).
         explicit = inference_path(self) and tokens.device.type == "cpu" and tokens.shape[1] <= 64
         out = self._attend(tokens, mask, explicit=explicit)
+        if inference_path(self):  # back to the map in channels_last (pixel-major), the layout of the residual
+            out = rearrange(out, "(b nh nw) (f m1 m2) c -> (b f) (nh m1) (nw m2) c", nh=n_h, nw=n_w, f=group, m1=m, m2=m)
+            out = out[:, :h, :w].permute(0, 3, 1, 2)
+            return out.contiguous(memory_format=torch.channels_last) if pad_h or pad_w else out
         out = rearrange(out, "(b nh nw) (f m1 m2) c -> (b f) c (nh m1) (nw m2)", nh=n_h, nw=n_w, f=group, m1=m, m2=m)
         return out[:, :, :h, :w]
 
