@@ -49,7 +49,7 @@ class FrameAutoencoderMethod(DeblurMethod):
     @register_to_config
     def __init__(self, channels: int = 3, latent_channels: int = 8, ch: int = 64, ch_mult: tuple = (1, 2, 4),
                  num_res_blocks: int = 2, norm_num_groups: int = 32, mid_attention: bool = False,
-                 lpips_weight: float = 0.1, lpips_net: str = "vgg", crop: int = 0,
+                 shortcut: bool = False, lpips_weight: float = 0.1, lpips_net: str = "vgg", crop: int = 0,
                  latent_std_decay: float = 0.99):
         super().__init__()
         if lpips_net not in ("vgg", "alex"):
@@ -60,7 +60,8 @@ class FrameAutoencoderMethod(DeblurMethod):
             raise ConfigError(f"latent_std_decay must lie in [0, 1), got {latent_std_decay}")
         self.autoencoder = FrameAutoencoder(in_channels=channels, latent_channels=latent_channels, ch=ch,
                                             ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks,
-                                            norm_num_groups=norm_num_groups, mid_attention=mid_attention)
+                                            norm_num_groups=norm_num_groups, mid_attention=mid_attention,
+                                            shortcut=shortcut)
         self.multiple = self.autoencoder.downsample
         if crop % self.multiple:
             raise ConfigError(f"crop={crop} must be a multiple of the downsample factor {self.multiple} (0: no crop)")
@@ -173,7 +174,7 @@ def autoencoder_kwargs(trained: FrameAutoencoderMethod) -> dict:
     c = trained.config
     return {"in_channels": c.channels, "latent_channels": c.latent_channels, "ch": c.ch, "ch_mult": list(c.ch_mult),
             "num_res_blocks": c.num_res_blocks, "norm_num_groups": c.norm_num_groups,
-            "mid_attention": c.mid_attention}
+            "mid_attention": c.mid_attention, "shortcut": c.shortcut}
 
 
 def refuse_autoencoder_stage(model, stage: str) -> None:

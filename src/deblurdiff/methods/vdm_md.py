@@ -153,6 +153,7 @@ class VDMMD(DeblurMethod):
     def __init__(self, frames: int = 10, image_size: int = 64, channels: int = 3,
                  ae_ch: int = 128, ae_ch_mult: tuple = (1, 2, 4), ae_num_res_blocks: int = 2,
                  ae_norm_groups: int = 32, latent_channels: int = 3, ae_mid_attention: bool = False,
+                 ae_shortcut: bool = False,
                  hidden_size: int = 1152, depth: int = 28, num_heads: int = 16, patch_size: tuple = (1, 2, 2),
                  mlp_ratio: float = 4.0, qk_norm: bool = True,
                  latent_scale: float | None = None, schedule: str = "linear", num_train_timesteps: int = 1000,
@@ -172,14 +173,17 @@ class VDMMD(DeblurMethod):
             ae = trained.config
             ae_ch, ae_ch_mult, ae_num_res_blocks = ae.ch, tuple(ae.ch_mult), ae.num_res_blocks
             ae_norm_groups, latent_channels, ae_mid_attention = ae.norm_num_groups, ae.latent_channels, ae.mid_attention
+            ae_shortcut = ae.shortcut
             latent_scale = float(trained.latent_std) or latent_scale
             self.register_to_config(ae_ch=ae_ch, ae_ch_mult=list(ae_ch_mult), ae_num_res_blocks=ae_num_res_blocks,
                                     ae_norm_groups=ae_norm_groups, latent_channels=latent_channels,
-                                    ae_mid_attention=ae_mid_attention, latent_scale=latent_scale)
+                                    ae_mid_attention=ae_mid_attention, ae_shortcut=ae_shortcut,
+                                    latent_scale=latent_scale)
         self.frames = frames
         self.autoencoder = FrameAutoencoder(in_channels=channels, latent_channels=latent_channels, ch=ae_ch,
                                             ch_mult=tuple(ae_ch_mult), num_res_blocks=ae_num_res_blocks,
-                                            norm_num_groups=ae_norm_groups, mid_attention=ae_mid_attention)
+                                            norm_num_groups=ae_norm_groups, mid_attention=ae_mid_attention,
+                                            shortcut=ae_shortcut)
         self.multiple = self.autoencoder.downsample * int(patch_size[-1])
         if image_size % self.multiple:
             raise ConfigError(f"image_size={image_size} must be a multiple of {self.multiple} "

@@ -11,6 +11,11 @@ of VQGAN are kept. Frames of a clip are folded into the batch: the autoencoder n
 always place between the two middle ResNet blocks (``mid.attn_1``, whatever ``attn_resolutions``
 says): the official VDM-MD VQGAN (configs/vqgan/vqgan_no_quant.yaml) has it, so imported
 checkpoints use it.
+``shortcut=True`` (this project's addition, off for the official layout) adds a linear path beside
+each deep one: space-to-depth then a 1x1 conv into the latent, and a 1x1 conv then depth-to-space
+out of it. A linear f4 code is already a good one (PCA of 4x4x3 patches keeping 12 of 48
+components reconstructs the benchmark's exposure frames at 27 dB), so the deep paths only learn
+the residual; from scratch it reached 19.5 dB in 300 steps where the plain network had 15.2.
 
 Latents are divided by ``latent_scale`` (the std of training latents, computed from data by the
 method, see ``deblurdiff.methods.vdm_md``) before the diffusion prior sees them.
@@ -18,6 +23,7 @@ method, see ``deblurdiff.methods.vdm_md``) before the diffusion prior sees them.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import Decoder, Encoder
@@ -39,7 +45,7 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, in_channels: int = 3, latent_channels: int = 3, ch: int = 128,
                  ch_mult: tuple = (1, 2, 4), num_res_blocks: int = 2, norm_num_groups: int = 32,
-                 mid_attention: bool = False):
+                 mid_attention: bool = False, shortcut: bool = False):
         super().__init__()
         widths = [ch * m for m in ch_mult]
         if any(w % norm_num_groups for w in widths):
@@ -55,6 +61,10 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
                                norm_num_groups=norm_num_groups, mid_block_add_attention=mid_attention)
         self.quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
+        if shortcut:
+            patch = in_channels * self.downsample ** 2
+            self.to_latent = nn.Conv2d(patch, latent_channels, 1)
+            self.from_latent = nn.Conv2d(latent_channels, patch, 1)
 
     @property
     def downsample(self) -> int:
@@ -74,12 +84,16 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
             raise InputError(f"frame size {tuple(flat.shape[-2:])} must be a multiple of {self.downsample}; "
                              "pad or resize the input")
         z = self.quant_conv(self.encoder(flat))
+        if self.config.shortcut:
+            z = z + self.to_latent(F.pixel_unshuffle(flat, self.downsample))
         return z if batch is None else rearrange(z, "(b f) c h w -> b f c h w", b=batch)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Unscaled latents -> pixels (about [-1, 1], not clamped so gradients stay informative)."""
         flat, batch = self._fold(z, self.config.latent_channels, "decode")
         x = self.decoder(self.post_quant_conv(flat))
+        if self.config.shortcut:
+            x = x + F.pixel_shuffle(self.from_latent(flat), self.downsample)
         return x if batch is None else rearrange(x, "(b f) c h w -> b f c h w", b=batch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
