@@ -31,6 +31,7 @@ from deblurdiff.api import load_method  # noqa: E402
 from deblurdiff.blur.benchmark import EXPOSURE_COUNT, VIDEO_COUNT, exposure_case, video_clip  # noqa: E402
 from deblurdiff.errors import MissingWeightsError  # noqa: E402
 from deblurdiff.metrics import psnr, ssim  # noqa: E402
+from deblurdiff.nn.vdd_unet import decode_clip, encode_clip  # noqa: E402
 from deblurdiff.tensors import to_image, to_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,8 @@ def reconstructors(checkpoint: Path) -> dict:
     vdm = load_method("vdm-md", device="cpu").eval()
     out["vdm-md shipped"] = lambda x: to_image(vdm.autoencoder.decode(vdm.autoencoder.encode(to_model(x))))
     vdd = load_method("vdd", device="cpu").eval()
-    out["vdd shipped"] = lambda x: to_image(vdd.vae.decode(vdd.vae.encode(to_model(x)).latent_dist.mode()).sample)
+    # frames as one-frame clips through VDD's own codec helpers (either autoencoder type)
+    out["vdd shipped"] = lambda x: to_image(decode_clip(vdd.vae, encode_clip(vdd.vae, to_model(x)[:, None], 1.0), 1.0)[:, 0])
     return out
 
 
