@@ -122,6 +122,24 @@ def test_vdm_md_uses_the_trained_autoencoder_frozen(tmp_path):
         VDMMD(frames=4, image_size=16, pretrained_autoencoder=str(tmp_path / "missing"))
 
 
+def test_pretrained_autoencoder_takes_a_step_folder_or_a_shipped_name(tmp_path, monkeypatch):
+    from deblurdiff import methods
+    from deblurdiff.methods.autoencoder import load_trained_autoencoder
+
+    ae = tiny()
+    ae.training_loss({"sharp": images()})
+    ae.save_pretrained(tmp_path / "run" / "checkpoints" / "step-000010" / "ema")
+    step = load_trained_autoencoder(tmp_path / "run" / "checkpoints" / "step-000010", channels=3)
+    assert float(step.latent_std) == pytest.approx(float(ae.latent_std))
+    ae.save_pretrained(tmp_path / "weights" / "my-ae")
+    monkeypatch.setattr(methods, "shipped_checkpoint", lambda name: tmp_path / "weights" / name)
+    monkeypatch.chdir(tmp_path)  # a bare name that is no folder here is a shipped checkpoint's
+    shipped = load_trained_autoencoder("my-ae", channels=3)
+    assert torch.equal(shipped.autoencoder.encoder.conv_in.weight, ae.autoencoder.encoder.conv_in.weight)
+    with pytest.raises(CheckpointError, match="shipped 'autoencoder'"):
+        load_trained_autoencoder("no-such-ae", channels=3)
+
+
 def test_validation_reconstructs_the_sharp_image():
     from deblurdiff.train.logging import validate
 

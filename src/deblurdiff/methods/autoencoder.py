@@ -147,13 +147,25 @@ class FrameAutoencoderMethod(DeblurMethod):
 
 # ---------------------------------------------------------------------- reuse by the latent methods
 def load_trained_autoencoder(path, channels: int) -> FrameAutoencoderMethod:
-    """The ``autoencoder`` method's checkpoint folder at ``path`` (``model.pretrained_autoencoder``),
-    checked to code ``channels``-channel images and to carry a measured ``latent_std``."""
+    """The ``autoencoder`` method's checkpoint at ``path`` (``model.pretrained_autoencoder``), checked to
+    code ``channels``-channel images and to carry a measured ``latent_std``.
+
+    ``path`` is a run's ``final/`` folder, a ``checkpoints/step-N/`` folder (its EMA weights, as
+    ``train.init`` reads it), or the name of a shipped checkpoint (``autoencoder``), so a config can
+    name the shipped autoencoder on any machine.
+    """
+    from . import shipped_checkpoint
+
     folder = Path(path)
+    if not folder.exists() and "/" not in str(path) and shipped_checkpoint(str(path)).is_dir():
+        folder = shipped_checkpoint(str(path))
+    if not (folder / "config.json").is_file() and (folder / "ema" / "config.json").is_file():
+        folder = folder / "ema"
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"model.pretrained_autoencoder: {folder} is not a checkpoint folder of the "
-                              "'autoencoder' method (no config.json); pass the OUT/final folder written by "
+                              "'autoencoder' method (no config.json); pass the shipped 'autoencoder', or the "
+                              "OUT/final (or OUT/checkpoints/step-N) folder written by "
                               "`deblurdiff train configs/autoencoder-f4.yaml --out OUT`")
     class_name = json.loads(config_file.read_text()).get("_class_name")
     if class_name != FrameAutoencoderMethod.__name__:
