@@ -135,3 +135,55 @@ def test_linear_and_noise_shares_are_per_item_draws():
                                      options={**base, "noise_std": 0.05, "noise_share": 0.3}))
     flags = [not torch.allclose(noisy[i]["blur"], noisy[i]["subframes"].mean(0), atol=1e-5) for i in range(40)]
     assert 4 <= sum(flags) <= 22
+
+
+def _shake(length=6, **options):
+    base = {"max_shift": 6.0, "max_rotation": 0.0, "photos": ["camera", "retina"]}
+    return build_dataset(DataConfig(source="shake", size=48, crop=48, subframes=4, length=length, augment=False,
+                                    options={**base, **options}))
+
+
+def test_text_share_zero_is_todays_data():
+    plain, zero = _shake(), _shake(text_share=0)
+    for i in range(3):
+        for key in ("blur", "sharp", "subframes"):
+            assert torch.equal(plain[i][key], zero[i][key])
+
+
+def test_text_share_one_puts_lettering_on_the_sharp_photo_and_its_blur():
+    """Signs come from a generator of their own: the same index keeps its photo, crop and shake,
+    and differs from the unsigned item only where the signs are (with their strong edges); the
+    blur carries the shaken signs (the mean of the signed sub-frames), smoother than the sharp."""
+    plain, signed = _shake(), _shake(text_share=1.0)
+    for i in range(4):
+        a, b = plain[i], signed[i]
+        _check_range(b)
+        assert b["blur"].shape == a["blur"].shape and b["sharp"].shape == a["sharp"].shape
+        changed = (b["sharp"] - a["sharp"]).abs().amax(0) > 1e-3
+        assert changed.any() and changed.float().mean() < 0.95
+        edges = lambda x: (x[:, 1:, :] - x[:, :-1, :]).abs().sum() + (x[:, :, 1:] - x[:, :, :-1]).abs().sum()
+        assert edges(b["sharp"]) > edges(a["sharp"])
+        assert torch.allclose(b["blur"], b["subframes"].mean(0), atol=1e-5)
+        assert not torch.equal(a["blur"], b["blur"])
+        assert edges(b["blur"] - a["blur"]) < edges(b["sharp"] - a["sharp"])
+
+
+def test_signed_item_without_motion_blurs_to_its_sharp_photo():
+    item = _shake(text_share=1.0, max_shift=0.0, min_shift=0.0)[0]
+    assert not torch.equal(item["sharp"], _shake(max_shift=0.0, min_shift=0.0)[0]["sharp"])
+    assert torch.allclose(item["blur"], item["sharp"], atol=1e-5)
+
+
+def test_text_share_is_a_per_item_draw_on_photo_items_only():
+    plain, half = _shake(length=30), _shake(length=30, text_share=0.5)
+    signed = sum(not torch.equal(plain[i]["sharp"], half[i]["sharp"]) for i in range(30))
+    assert 6 <= signed <= 24
+    scenes = dict(scene_share=1.0, photos=["camera"])
+    for i in range(2):
+        assert torch.equal(_shake(**scenes)[i]["blur"], _shake(**scenes, text_share=1.0)[i]["blur"])
+
+
+def test_bad_text_share_is_a_config_error():
+    for value in (-0.1, 1.5, "some"):
+        with pytest.raises(ConfigError, match="text_share"):
+            _shake(text_share=value)

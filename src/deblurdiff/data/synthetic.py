@@ -21,8 +21,10 @@ benchmark (disjoint photos and seed ranges, see ``deblurdiff.blur.sources``).
   quarter of ``max_shift``; lengths are drawn uniformly between), ``max_rotation`` (radians,
   0.02), ``jitter`` (0.5), ``reference`` (``centroid``: the photo at the path's mean pose, the
   default; ``middle``: at mid-exposure), ``scene_share`` (the fraction of items that are moving
-  scenes (object motion) instead of shake, default 0); ``cfg.root`` may name a folder of the
-  user's own photos. The number of sub-frames is raised to one per pixel of the longest path,
+  scenes (object motion) instead of shake, default 0), ``text_share`` (the fraction of photo items
+  that get signs and lettering composited onto the photo before the shake, see
+  :mod:`deblurdiff.blur.signage`; default 0); ``cfg.root`` may name a folder of the user's own
+  photos. The number of sub-frames is raised to one per pixel of the longest path,
   so a long path blurs into a streak, not a few ghosts.
 """
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .augment import augment
 
 MODES = ("image", "video", "exposure")
 _COMMON = {"duty_cycle", "linear", "gamma", "photos", "noise_std", "noise_share"}
-_SHAKE = {"max_shift", "min_shift", "max_rotation", "jitter", "reference", "scene_share"}
+_SHAKE = {"max_shift", "min_shift", "max_rotation", "jitter", "reference", "scene_share", "text_share"}
 
 
 def _check_options(cfg, allowed: set) -> dict:
@@ -197,6 +199,7 @@ class ShakeDataset(_Generated):
         self.scene_share = float(self.options.get("scene_share", 0.0))
         if not 0 <= self.scene_share <= 1:
             raise ConfigError(f"data.options.scene_share must lie in [0, 1], got {self.scene_share}")
+        self.text_share = _fraction(self.options, "text_share", 0.0)
         self.scene_options = SceneOptions()
         # One sub-frame per pixel of the longest path: neighbouring poses at most ~1 px apart.
         self.subframes = max(cfg.subframes, int(math.ceil(self.max_shift)) + 1)
@@ -213,6 +216,18 @@ class ShakeDataset(_Generated):
             return read_image(self.user_photos[int(torch.randint(0, len(self.user_photos), (), generator=generator))])
         return load_photo(self.photos[int(torch.randint(0, len(self.photos), (), generator=generator))])
 
+    def _signage(self, photo: torch.Tensor, seed: int, margin: int) -> torch.Tensor:
+        """Signs on ``text_share`` of the photos, centred in the part the output shows. Drawn from
+        a generator of their own, so the item's photo, crop and shake stay those of ``text_share: 0``."""
+        if self.text_share <= 0:
+            return photo
+        generator = torch.Generator().manual_seed(seed ^ 0x7E47)
+        if self.text_share < 1 and float(torch.rand((), generator=generator)) >= self.text_share:
+            return photo
+        from ..blur.signage import add_signage
+
+        return add_signage(photo, generator, box=(margin, margin, photo.shape[-2] - margin, photo.shape[-1] - margin))
+
     def __getitem__(self, index: int) -> dict:
         seed = self._seed(index)
         cfg = self.cfg
@@ -226,6 +241,7 @@ class ShakeDataset(_Generated):
         margin = int(math.ceil(self.max_shift * frames * 1.5)) + 2
         side = cfg.size + 2 * margin
         photo = random_crop_resized(self._photo(generator), side, side, generator, min_scale=0.25)
+        photo = self._signage(photo, seed, margin)
         if cfg.mode == "video":
             clip = shake_clip(photo, frames, self.subframes, self.max_shift, self.max_rotation, self.jitter,
                               self._duty(seed), self._gamma(seed), margin, generator=generator, min_shift=self.min_shift,
