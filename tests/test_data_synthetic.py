@@ -135,3 +135,29 @@ def test_linear_and_noise_shares_are_per_item_draws():
                                      options={**base, "noise_std": 0.05, "noise_share": 0.3}))
     flags = [not torch.allclose(noisy[i]["blur"], noisy[i]["subframes"].mean(0), atol=1e-5) for i in range(40)]
     assert 4 <= sum(flags) <= 22
+
+
+def test_dihedral_transforms_are_the_flips_then_a_turn():
+    from deblurdiff.data.augment import dihedral
+
+    item = {"blur": torch.rand(3, 5, 5), "frames": torch.rand(4, 3, 5, 5)}
+    seen = []
+    for t in range(8):
+        out = dihedral(item, t)
+        for k, v in item.items():
+            v = v.flip(-1) if t & 1 else v
+            v = v.flip(-2) if t & 2 else v
+            assert torch.equal(out[k], v.rot90(1, dims=(-2, -1)) if t & 4 else v)
+        seen.append(out["blur"])
+    assert all(not torch.equal(a, b) for i, a in enumerate(seen) for b in seen[:i])  # 8 distinct
+
+
+def test_dihedral_keeps_to_flips_on_non_square_items():
+    from deblurdiff.data.augment import dihedral, dihedral_count
+    from deblurdiff.errors import InputError
+
+    item = {"blur": torch.rand(3, 4, 6), "frames": torch.rand(2, 3, 4, 6)}
+    assert dihedral_count(4, 6) == 4 and dihedral_count(5, 5) == 8
+    assert torch.equal(dihedral(item, 3)["frames"], item["frames"].flip(-1).flip(-2))
+    with pytest.raises(InputError, match="90 degree turns need square items"):
+        dihedral(item, 4)
