@@ -465,6 +465,37 @@ def test_items_do_not_depend_on_worker_processes():
         assert torch.equal(a["index"], b["index"]) and torch.equal(a["blur"], b["blur"])
 
 
+def test_echoed_items_do_not_depend_on_worker_processes_and_are_rendered_once(monkeypatch):
+    """Data echoing through real loader workers: the same batches with 0 or 2 workers, and each
+    worker's cache serves the second use of each render (renders counted across processes)."""
+    import multiprocessing
+
+    from deblurdiff.data import build_dataset
+    from deblurdiff.data.synthetic import ShakeDataset
+    from deblurdiff.train.config import DataConfig
+    from deblurdiff.train.data import batch_stream
+
+    renders = multiprocessing.get_context("fork").Value("i", 0)
+    render = ShakeDataset._render
+
+    def counted(self, index):
+        with renders.get_lock():
+            renders.value += 1
+        return render(self, index)
+
+    monkeypatch.setattr(ShakeDataset, "_render", counted)
+    data = build_dataset(DataConfig(source="shake", size=16, subframes=3, length=64, options={"echo": 2}))
+    got = []
+    for workers in (0, 2):
+        renders.value = 0
+        sampler = ShardedBatches(64, 4, 1, 0, seed=4, echo=2, echo_cache=data.echo_cache, workers=workers)
+        stream = batch_stream(data, sampler, num_workers=workers)
+        got.append([next(stream) for _ in range(sampler.batches_per_epoch)])
+        assert renders.value == sampler.batches_per_epoch * 4 // 2
+    for a, b in zip(*got):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_tensorboard_gets_loss_validation_and_samples(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
