@@ -187,3 +187,149 @@ def test_bad_text_share_is_a_config_error():
     for value in (-0.1, 1.5, "some"):
         with pytest.raises(ConfigError, match="text_share"):
             _shake(text_share=value)
+
+
+# --- data echoing (data.options.echo) ---
+
+def _echo_cfg(source="shake", mode="image", echo=None, **options):
+    """A small generated dataset; ``echo`` None leaves the option unset."""
+    return DataConfig(source=source, mode=mode, size=16, frames=2, subframes=3, length=48,
+                      options={"noise_std": 0.02, **options, **({} if echo is None else {"echo": echo})})
+
+
+def test_echo_one_is_the_plain_dataset():
+    """``echo: 1`` takes the plain path: no transform, no cache (bit-identity with the code before
+    echo was checked by hashing items of both versions)."""
+    plain, once = build_dataset(_echo_cfg()), build_dataset(_echo_cfg(echo=1))
+    for i in (0, 5, 47):
+        a, b = plain[i], once[i]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert plain.echo == once.echo == 1 and not once._cache
+
+
+@pytest.mark.parametrize("source,mode,echo", [("shake", "image", 8), ("shake", "video", 3), ("scenes", "exposure", 4),
+                                              ("scenes", "image", 2)])
+def test_echo_uses_of_a_render_are_its_distinct_dihedral_transforms(source, mode, echo):
+    """Known answer: items ``r*K .. r*K+K-1`` are item ``r`` of the plain dataset under K distinct
+    flips/turns, the same one for every tensor of the item (echo 8: all eight)."""
+    from deblurdiff.data.augment import dihedral
+
+    plain, echoed = build_dataset(_echo_cfg(source, mode)), build_dataset(_echo_cfg(source, mode, echo))
+    for render in (0, 5):
+        original = plain[render]
+        found = []
+        for use in range(echo):
+            item = echoed[render * echo + use]
+            matches = [t for t in range(8)
+                       if all(torch.equal(item[k], dihedral(original, t)[k]) for k in original)]
+            assert len(matches) == 1 and item.keys() == original.keys()
+            found += matches
+        assert len(set(found)) == echo and found == echoed.echo_transforms(render)
+    assert {t for r in range(40) for t in echoed.echo_transforms(r)[:1]} != {0}  # the first use is not always plain
+
+
+def test_echo_items_are_reproducible_and_independent_of_the_cache():
+    import copy
+
+    first, second = build_dataset(_echo_cfg(echo=4)), build_dataset(_echo_cfg(echo=4))
+    order = [9, 3, 10, 8, 11, 2, 40, 0, 1]
+    got = {i: first[i] for i in order}
+    fresh = copy.deepcopy(first)  # as a loader worker gets it: an empty cache
+    assert not fresh._cache
+    for i in reversed(order):
+        for other in (second, fresh):
+            item = other[i]
+            assert all(torch.equal(item[k], got[i][k]) for k in item)
+    written, clean = build_dataset(_echo_cfg(echo=8)), build_dataset(_echo_cfg(echo=8))
+    for use in range(8):  # writing into an item, whatever its transform, must not reach the cached render
+        item = written[16 + use]
+        assert all(torch.equal(item[k], clean[16 + use][k]) and item[k].is_contiguous() for k in item)
+        for value in item.values():
+            value.zero_()
+
+
+def test_echo_cache_is_bounded_and_frees_a_render_after_its_last_use():
+    data = build_dataset(_echo_cfg(echo=2, echo_cache=3))
+    assert data.echo_cache == 3
+    for render in range(10):
+        data[2 * render]
+        assert len(data._cache) <= 3
+    assert list(data._cache) == [7, 8, 9]
+    data[19]
+    assert list(data._cache) == [7, 8]  # render 9's second and last use
+    big = build_dataset(DataConfig(source="shake", size=128, crop=128, subframes=8, length=10,
+                                   options={"echo": 2, "max_shift": 30.0}))
+    assert big.echo_cache * 33 * 3 * 128 * 128 * 4 <= 512 * 2**20  # 31 sub-frames + blur + sharp per render
+
+
+@pytest.mark.parametrize("workers,echo", [(0, 2), (2, 4), (3, 3)])
+def test_echo_renders_once_per_echo_items_in_the_training_order(monkeypatch, workers, echo):
+    """Over the trainer's batch order, with each loader worker's own copy of the dataset taking
+    every ``workers``-th batch (the loader's round robin), every render is made once and all its
+    uses hit the cache; the cache stays within its bound."""
+    import copy
+
+    from deblurdiff.data.synthetic import ShakeDataset
+    from deblurdiff.train.data import ShardedBatches
+
+    calls = []
+    render = ShakeDataset._render
+    monkeypatch.setattr(ShakeDataset, "_render", lambda self, index: calls.append(index) or render(self, index))
+    cache = (8 if workers < 2 else 4) + 1  # the live renders (two batches of 4; one per worker from 2) + a spare
+    data = build_dataset(DataConfig(source="shake", size=16, subframes=3, length=144, options={"echo": echo,
+                                                                                              "echo_cache": cache}))
+    sampler = ShardedBatches(len(data), 4, 1, 0, seed=3, echo=echo, echo_cache=data.echo_cache, workers=workers)
+    copies = [copy.deepcopy(data) for _ in range(max(workers, 1))]
+    items = 0
+    for k, batch in enumerate(sampler.epoch_batches()):
+        worker = copies[k % len(copies)]
+        for index, _ in batch:
+            worker[index]
+            assert len(worker._cache) <= cache
+        items += len(batch)
+    assert items >= 96 and len(calls) == items // echo == len(set(calls))
+    assert not any(worker._cache for worker in copies)  # every render freed after its last use
+
+
+def test_echo_option_errors_say_what_to_do():
+    with pytest.raises(ConfigError, match=r"echo must be a whole number from 1 to 8.*got 9"):
+        build_dataset(_echo_cfg(echo=9))
+    for bad in (0, 2.0, True, "2"):
+        with pytest.raises(ConfigError, match="data.options.echo"):
+            build_dataset(DataConfig(source="scenes", size=16, options={"echo": bad}))
+    with pytest.raises(ConfigError, match="augment: false.*leave echo at 1"):
+        build_dataset(DataConfig(source="shake", size=16, split="val", augment=False, options={"echo": 2}))
+    with pytest.raises(ConfigError, match="echo_cache must be a whole number >= 1"):
+        build_dataset(_echo_cfg(echo=2, echo_cache=0))
+    from deblurdiff.train.data import ShardedBatches
+
+    with pytest.raises(ConfigError, match="echo_cache 7 is below the 8 renders.*at least 8"):
+        ShardedBatches(100, 4, 1, 0, seed=0, echo=2, echo_cache=7, workers=1)
+    with pytest.raises(ConfigError, match="20 training items 5 renders.*larger data.length or lower echo"):
+        ShardedBatches(20, 4, 1, 0, seed=0, echo=4)
+
+
+def test_dihedral_transforms_are_the_flips_then_a_turn():
+    from deblurdiff.data.augment import dihedral
+
+    item = {"blur": torch.rand(3, 5, 5), "frames": torch.rand(4, 3, 5, 5)}
+    seen = []
+    for t in range(8):
+        out = dihedral(item, t)
+        for k, v in item.items():
+            v = v.flip(-1) if t & 1 else v
+            v = v.flip(-2) if t & 2 else v
+            assert torch.equal(out[k], v.rot90(1, dims=(-2, -1)) if t & 4 else v)
+        seen.append(out["blur"])
+    assert all(not torch.equal(a, b) for i, a in enumerate(seen) for b in seen[:i])  # 8 distinct
+
+
+def test_dihedral_keeps_to_flips_on_non_square_items():
+    from deblurdiff.data.augment import dihedral, dihedral_count
+    from deblurdiff.errors import InputError
+
+    item = {"blur": torch.rand(3, 4, 6), "frames": torch.rand(2, 3, 4, 6)}
+    assert dihedral_count(4, 6) == 4 and dihedral_count(5, 5) == 8
+    assert torch.equal(dihedral(item, 3)["frames"], item["frames"].flip(-1).flip(-2))
+    with pytest.raises(InputError, match="90 degree turns need square items"):
+        dihedral(item, 4)

@@ -175,6 +175,38 @@ def test_sampler_shards_are_disjoint_and_resume_mid_epoch():
         ShardedBatches(3, 2, 2, 0, seed=0)
 
 
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_sampler_echo_order_spreads_uses_on_one_rank_and_worker(workers):
+    """With echo K, the K uses of a render (items r*K .. r*K+K-1) each come once per epoch, on one
+    rank, at least 2 batches apart and a multiple of the loader's worker count apart (so the same
+    worker, whose cache holds the render, gets them), within a window sized to the cache."""
+    from collections import defaultdict
+
+    echo, batch, cache = 3, 4, 12
+    ranks = [ShardedBatches(600, batch, 2, r, seed=5, echo=echo, echo_cache=cache, workers=workers) for r in range(2)]
+    stride = max(workers, 2)
+    assert all(s.window % stride == 0 and s.window * batch // max(workers, 1) <= cache for s in ranks)
+    seen = {}
+    for rank, sampler in enumerate(ranks):
+        uses = defaultdict(list)
+        batches = list(sampler.epoch_batches())
+        assert len(batches) == sampler.batches_per_epoch and all(len(b) == batch for b in batches)
+        for k, b in enumerate(batches):
+            for i, _ in b:
+                uses[i // echo].append((k, i % echo))
+                assert i not in seen
+                seen[i] = rank
+        for render, where in uses.items():
+            assert sorted(u for _, u in where) == list(range(echo))
+            gaps = [b[0] - a[0] for a, b in zip(where, where[1:])]
+            assert all(g >= 2 and g % stride == 0 for g in gaps) and max(gaps) <= 2 * sampler.window - stride
+    assert len(seen) == 2 * ranks[0].batches_per_epoch * batch > 0.7 * 600  # renders that fill no round wait
+    full = list(ranks[0].epoch_batches())
+    middle = ShardedBatches(600, batch, 2, 0, seed=5, echo=echo, echo_cache=cache, workers=workers,
+                            position=StreamPosition(0, 7))
+    assert list(middle.epoch_batches()) == full[7:]  # a resume inside a round
+
+
 def test_lr_schedule_and_stage_plan():
     assert lr_factor(0, 10, 2, "cosine", 0.1) == pytest.approx(0.5)
     assert lr_factor(2, 10, 2, "cosine", 0.1) == pytest.approx(1.0)
@@ -431,6 +463,37 @@ def test_items_do_not_depend_on_worker_processes():
     for _ in range(5):  # crosses an epoch boundary (4 batches per epoch)
         a, b = next(streams[0]), next(streams[1])
         assert torch.equal(a["index"], b["index"]) and torch.equal(a["blur"], b["blur"])
+
+
+def test_echoed_items_do_not_depend_on_worker_processes_and_are_rendered_once(monkeypatch):
+    """Data echoing through real loader workers: the same batches with 0 or 2 workers, and each
+    worker's cache serves the second use of each render (renders counted across processes)."""
+    import multiprocessing
+
+    from deblurdiff.data import build_dataset
+    from deblurdiff.data.synthetic import ShakeDataset
+    from deblurdiff.train.config import DataConfig
+    from deblurdiff.train.data import batch_stream
+
+    renders = multiprocessing.get_context("fork").Value("i", 0)
+    render = ShakeDataset._render
+
+    def counted(self, index):
+        with renders.get_lock():
+            renders.value += 1
+        return render(self, index)
+
+    monkeypatch.setattr(ShakeDataset, "_render", counted)
+    data = build_dataset(DataConfig(source="shake", size=16, subframes=3, length=64, options={"echo": 2}))
+    got = []
+    for workers in (0, 2):
+        renders.value = 0
+        sampler = ShardedBatches(64, 4, 1, 0, seed=4, echo=2, echo_cache=data.echo_cache, workers=workers)
+        stream = batch_stream(data, sampler, num_workers=workers)
+        got.append([next(stream) for _ in range(sampler.batches_per_epoch)])
+        assert renders.value == sampler.batches_per_epoch * 4 // 2
+    for a, b in zip(*got):
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_tensorboard_gets_loss_validation_and_samples(tmp_path):

@@ -30,6 +30,29 @@ def crop_box(height: int, width: int, crop: int, generator: torch.Generator | No
     return top, left
 
 
+def dihedral_count(height: int, width: int) -> int:
+    """How many of :func:`dihedral`'s transforms keep an item's shape: all 8 on a square, else
+    only the 4 flips (a 90 degree turn would swap height and width)."""
+    return 8 if height == width else 4
+
+
+def dihedral(item: dict, transform: int) -> dict:
+    """Dihedral transform ``transform`` in ``0 .. dihedral_count - 1`` of every tensor of an item:
+    bit 0 flips left-right, bit 1 upside-down, bit 2 then turns by 90 degrees; 0 is the identity.
+    The 8 are the distinct symmetries of a square. Tensors may come back as views."""
+    height, width = _size(item)
+    count = dihedral_count(height, width)
+    if not 0 <= transform < count:
+        raise InputError(f"dihedral transform {transform} is not one of the {count} for a {width}x{height} item"
+                         + ("" if count == 8 else " (90 degree turns need square items)"))
+    # One flip (a single copy) then a transposed view: rot90(x) is x.flip(-1) with the last two dims swapped.
+    dims = [d for bit, d in ((1, -1), (2, -2)) if transform & bit]
+    if transform & 4:
+        dims = [d for d in dims if d != -1] if -1 in dims else dims + [-1]
+    item = {k: v.flip(dims) for k, v in item.items()} if dims else item
+    return {k: v.transpose(-2, -1) for k, v in item.items()} if transform & 4 else item
+
+
 def augment(item: dict, generator: torch.Generator | None, crop: int | None = None, flips: bool = True,
             rotate: bool = True, reverse_keys: tuple = (), where: str = "") -> dict:
     """Crop (random, or centred without a generator), then with a generator: horizontal and
@@ -42,12 +65,8 @@ def augment(item: dict, generator: torch.Generator | None, crop: int | None = No
         height = width = crop
     if generator is not None:
         draws = torch.rand(4, generator=generator)
-        if flips and draws[0] < 0.5:
-            item = {k: v.flip(-1) for k, v in item.items()}
-        if flips and draws[1] < 0.5:
-            item = {k: v.flip(-2) for k, v in item.items()}
-        if rotate and height == width and draws[2] < 0.5:
-            item = {k: v.rot90(1, dims=(-2, -1)) for k, v in item.items()}
+        item = dihedral(item, int(flips and draws[0] < 0.5) | int(flips and draws[1] < 0.5) << 1
+                        | int(rotate and height == width and draws[2] < 0.5) << 2)
         if reverse_keys and draws[3] < 0.5:
             item = {k: v.flip(0) if k in reverse_keys else v for k, v in item.items()}
     return {k: v.contiguous() for k, v in item.items()}

@@ -209,7 +209,9 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
     dataset = dataset if dataset is not None else build_data(cfg.data)
     if val_dataset is None and cfg.val_data is not None and (tc.val_every > 0):
         val_dataset = build_data(cfg.val_data)
-    sampler = ShardedBatches(len(dataset), tc.batch_size, world, rank, tc.seed)
+    # A dataset that echoes its items (data.options.echo) gets the order that lets its cache hit.
+    sampler = ShardedBatches(len(dataset), tc.batch_size, world, rank, tc.seed, echo=getattr(dataset, "echo", 1),
+                             echo_cache=getattr(dataset, "echo_cache", None), workers=cfg.data.num_workers)
 
     step, bad_streak, bad_total, saved_stage = 0, 0, 0, None
     if resume in (None, "", "none", "no") and list_checkpoints(ckpt_root):
@@ -231,6 +233,10 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
         if state.get("world_size") != world:
             say(f"warning: checkpoint written by {state.get('world_size')} processes, resuming with {world}: "
                 "the data order will differ from an uninterrupted run")
+        saved_workers = state.get("config", {}).get("data", {}).get("num_workers")
+        if sampler.echo > 1 and saved_workers not in (None, cfg.data.num_workers):
+            say(f"warning: checkpoint written with data.num_workers {saved_workers}, resuming with "
+                f"{cfg.data.num_workers}: with data echoing the data order will differ from an uninterrupted run")
         load_weights(method, checkpoint / "model")
         ema.load(checkpoint)
         step, bad_streak, bad_total = state["step"], state["bad_streak"], state["bad_total"]
