@@ -42,7 +42,7 @@ class Run:
 PLAN = (
     Run("nafnet-warmup", "configs/nafnet-cpu-warmup.yaml", 500),
     Run("nafnet-linear", "configs/nafnet-cpu-linear.yaml", 2000, init="nafnet-warmup"),
-    Run("nafnet", "configs/nafnet-cpu.yaml", 16500, init="nafnet-linear", ship_as="nafnet"),
+    Run("nafnet", "configs/nafnet-cpu.yaml", 20000, init="nafnet-linear", ship_as="nafnet"),
     Run("mimo-unet-linear", "configs/mimo-unet-cpu-linear.yaml", 500),
     Run("mimo-unet", "configs/mimo-unet-cpu.yaml", 4000, init="mimo-unet-linear", ship_as="mimo-unet"),
     # BlurDM's ablation: the trained NAFNet continued for BlurDM's backbone steps without a prior.
