@@ -49,7 +49,7 @@ PLAN = (
     # prior (a learning-rate decay), so the benchmark's two rows compare the prior and nothing else.
     Run("nafnet-continued", "configs/nafnet-cpu-continued.yaml", 1500, init="nafnet", ship_as="nafnet"),
     Run("blurdm", "configs/blurdm-cpu.yaml", 1800, init="nafnet", init_strict=False, ship_as="blurdm"),
-    Run("blurdm-ddpm", "configs/blurdm-ddpm-cpu.yaml", 0, init="nafnet", init_strict=False,
+    Run("blurdm-ddpm", "configs/blurdm-ddpm-cpu.yaml", 1800, init="nafnet", init_strict=False,
         ship_as="blurdm/ddpm-prior"),
     Run("blurdm-mimo-unet", "configs/blurdm-mimo-unet-cpu.yaml", 0, init="mimo-unet", init_strict=False,
         ship_as="blurdm-mimo-unet"),

@@ -45,6 +45,28 @@ def test_reconstruction_loss_drops_and_latent_std_is_tracked():
     assert float(model.latent_std) > 0 and "latent_std" in out
 
 
+def test_decoder_only_training_keeps_the_latent_space():
+    """With the encoder frozen (a decoder-only stage) the decoder learns, while the encoder's
+    weights and latent_std, i.e. the latent space a prior was trained on, stay put."""
+    model = tiny()
+    batch = {"sharp": images()}
+    model.training_loss(batch)  # sets latent_std
+    std, encoder = float(model.latent_std), {k: v.clone() for k, v in model.autoencoder.encoder.state_dict().items()}
+    for part in (model.autoencoder.encoder, model.autoencoder.quant_conv):
+        part.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(20):
+        out = model.training_loss(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < losses[0]
+    assert float(model.latent_std) == std
+    assert all(torch.equal(v, encoder[k]) for k, v in model.autoencoder.encoder.state_dict().items())
+
+
 def test_restore_is_the_reconstruction_of_any_size():
     model = tiny().eval()
     x = torch.rand(2, 3, 18, 21)

@@ -481,7 +481,7 @@ def test_cpu_configs_build_on_the_shared_autoencoder(tmp_path):
     assert cfg.model["coherence_weight"] == 0.1 and ablation.model["coherence_weight"] == 0.0
     assert dict(cfg.model, coherence_weight=0.0) == ablation.model
     assert cfg.stages == ablation.stages and cfg.data == ablation.data and cfg.train == ablation.train
-    assert cfg.model["pretrained_autoencoder"] == "runs/autoencoder-f4/final"
+    assert cfg.model["pretrained_autoencoder"] == "autoencoder"  # the shipped one
     assert cfg.model["zero_terminal_snr"] and 10 <= cfg.model["steps"] <= 20 and cfg.model["sampler"] == "ddim"
     assert cfg.train.mixed_precision == "bf16" and not cfg.train.channels_last  # GroupNorm: NCHW on CPUs
     assert cfg.data.source == "shake" and cfg.data.mode == "video" and cfg.data.options["scene_share"] > 0

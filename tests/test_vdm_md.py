@@ -219,23 +219,25 @@ def test_bad_sampling_options_name_the_option(option, value):
         tiny(**{option: value})
 
 
-def test_cpu_config_loads_prior_only_on_the_trained_autoencoder():
-    """configs/vdm-md-cpu.yaml is valid before runs/autoencoder-f4/final exists: the config loads,
-    its data keeps 10-frame exposures, and building the model names the missing folder."""
+def test_cpu_config_loads_prior_only_on_the_shipped_autoencoder():
+    """configs/vdm-md-cpu.yaml builds on the shipped autoencoder: the config loads, its data keeps
+    10-frame exposures, and the model takes the autoencoder's latent space frozen."""
     import math
-    from pathlib import Path
 
-    from deblurdiff.errors import CheckpointError
+    from deblurdiff.methods import shipped_checkpoint
+    from deblurdiff.methods.autoencoder import FrameAutoencoderMethod
     from deblurdiff.train.config import load_config
 
     cfg = load_config("configs/vdm-md-cpu.yaml")
     assert [s.name for s in cfg.stages] == ["prior"] and cfg.train.mixed_precision == "bf16"
-    assert cfg.model["pretrained_autoencoder"] == "runs/autoencoder-f4/final"
+    assert cfg.model["pretrained_autoencoder"] == "autoencoder"  # the shipped one
     assert not any(key.startswith("ae_") or key == "latent_scale" for key in cfg.model)
     assert cfg.data.mode == "exposure" and cfg.data.subframes == cfg.model["frames"] == 10 and cfg.data.size == 64
     # the shake source raises the sub-frame count to one per pixel of path: keep it at the 10 frames
     assert cfg.data.source == "shake" and math.ceil(cfg.data.options["max_shift"]) + 1 <= cfg.data.subframes
-    if not Path(cfg.model["pretrained_autoencoder"]).exists():
-        with pytest.raises(CheckpointError, match="pretrained_autoencoder"):
-            VDMMD(**cfg.model)
+    shipped = FrameAutoencoderMethod.from_pretrained(shipped_checkpoint("autoencoder"))
+    model = VDMMD(**cfg.model)
+    assert model.config.latent_channels == shipped.config.latent_channels == 12
+    assert float(model.latent_std) == pytest.approx(float(shipped.latent_std))
+    assert torch.equal(model.autoencoder.decoder.conv_out.weight, shipped.autoencoder.decoder.conv_out.weight)
     assert cfg.model["default_steps"] <= 100

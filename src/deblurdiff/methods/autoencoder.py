@@ -90,6 +90,12 @@ class FrameAutoencoderMethod(DeblurMethod):
 
     @torch.no_grad()
     def _track_latent_std(self, z: torch.Tensor) -> None:
+        """Follow the latents' std while the encoder trains. With the encoder frozen (a decoder-only
+        stage) the latent space is fixed, and so is its scale: priors trained on it stay valid."""
+        ae = self.autoencoder
+        encoding = [ae.encoder, ae.quant_conv] + ([ae.to_latent] if getattr(ae, "to_latent", None) is not None else [])
+        if not any(p.requires_grad for part in encoding for p in part.parameters()):
+            return
         std = z.detach().float().std()
         if float(self.latent_std) <= 0:
             self.latent_std.copy_(std)
