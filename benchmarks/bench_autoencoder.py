@@ -7,7 +7,7 @@ VDM-MD (exposure part: 64x64 scenes, 10 sharp frames a case; target >= 32 dB, is
 (video part: 128x128 clips; VDD gains nothing unless reconstruction sits well above the blurry
 input's PSNR, issue 17). Rows:
 
-* ``autoencoder`` (``--checkpoint``, default ``runs/autoencoder-f4/final`` when it exists; a
+* ``autoencoder`` (``--checkpoint``, default the shipped ``src/deblurdiff/weights/autoencoder``; a
   training checkpoint ``.../checkpoints/step-N`` is read from its ``ema/`` weights): the
   stand-alone per-frame autoencoder (method ``autoencoder``) that both methods load frozen;
 * ``vdm-md shipped`` and ``vdd shipped``: the autoencoders inside today's shipped checkpoints.
@@ -30,6 +30,7 @@ from harness import report, timed  # noqa: E402
 from deblurdiff.api import load_method  # noqa: E402
 from deblurdiff.blur.benchmark import EXPOSURE_COUNT, VIDEO_COUNT, exposure_case, video_clip  # noqa: E402
 from deblurdiff.errors import MissingWeightsError  # noqa: E402
+from deblurdiff.methods import shipped_checkpoint  # noqa: E402
 from deblurdiff.metrics import psnr, ssim  # noqa: E402
 from deblurdiff.nn.vdd_unet import decode_clip, encode_clip  # noqa: E402
 from deblurdiff.tensors import to_image, to_model  # noqa: E402
@@ -78,7 +79,7 @@ def lpips_scorer():
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "runs" / "autoencoder-f4" / "final")
+    parser.add_argument("--checkpoint", type=Path, default=shipped_checkpoint("autoencoder"))
     parser.add_argument("--cases", type=int, default=EXPOSURE_COUNT)
     parser.add_argument("--clips", type=int, default=VIDEO_COUNT)
     args = parser.parse_args()
