@@ -55,6 +55,10 @@ def test_checkpoint_round_trip_and_wrong_method(tmp_path, toy_methods):
         deblurdiff.load("toy-image", checkpoint=tmp_path / "vid", device="cpu")
     with pytest.raises(CheckpointError, match="no config.json"):
         deblurdiff.load("toy-image", checkpoint=tmp_path, device="cpu")
+    # a training checkpoint folder (OUT/checkpoints/step-N) loads its EMA weights
+    ToyImage(strength=0.75).save_pretrained(tmp_path / "run" / "checkpoints" / "step-000010" / "ema")
+    step = deblurdiff.load("toy-image", checkpoint=tmp_path / "run" / "checkpoints" / "step-000010", device="cpu")
+    assert step.model.gain.item() == pytest.approx(0.75)
 
 
 def test_corrupt_weights_are_refused(tmp_path, toy_methods):

@@ -52,10 +52,12 @@ def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None
             raise CheckpointError(f"no shipped checkpoint for {method!r} at {path}; train one with "
                                   f"`deblurdiff train configs/{checkpoint_name(method, backbone)}-tiny.yaml` and pass --checkpoint")
         return model.to(device).eval()
+    if not (path / "config.json").is_file() and (path / "ema" / "config.json").is_file():
+        path = path / "ema"  # a training checkpoint (OUT/checkpoints/step-N): its EMA weights, as ship
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path} is not a checkpoint folder (no config.json); pass the folder written by "
-                              f"`deblurdiff train` (OUT/final) or a shipped one")
+                              f"`deblurdiff train` (OUT/final or OUT/checkpoints/step-N) or a shipped one")
     try:
         class_name = json.loads(config_file.read_text()).get("_class_name")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
