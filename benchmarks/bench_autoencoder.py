@@ -50,8 +50,6 @@ def frames_of(cases: int, clips: int) -> dict:
 def reconstructors(checkpoint: Path) -> dict:
     """name -> function mapping images (N, 3, H, W) in [0, 1] to their reconstructions."""
     out = {}
-    if (checkpoint / "ema").is_dir():
-        checkpoint = checkpoint / "ema"
     if checkpoint.is_dir():
         model = load_method("autoencoder", checkpoint=checkpoint, device="cpu").eval()
         out["autoencoder"] = model.restore

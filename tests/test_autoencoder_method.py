@@ -30,17 +30,22 @@ def test_registered_image_method():
     assert FrameAutoencoderMethod.kind == "image" and not FrameAutoencoderMethod.stochastic
 
 
-def test_reconstruction_loss_drops_and_latent_std_is_tracked():
-    model = tiny()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    batch = {"blur": images(), "sharp": images()}
+def train(model, batch, steps):
+    """``steps`` AdamW steps on the trainable parameters; the losses and the last loss dict."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         out = model.training_loss(batch)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
         losses.append(float(out["loss"].detach()))
+    return losses, out
+
+
+def test_reconstruction_loss_drops_and_latent_std_is_tracked():
+    model = tiny()
+    losses, out = train(model, {"blur": images(), "sharp": images()}, 30)
     assert losses[-1] < 0.6 * losses[0]
     assert float(model.latent_std) > 0 and "latent_std" in out
 
@@ -54,14 +59,7 @@ def test_decoder_only_training_keeps_the_latent_space():
     std, encoder = float(model.latent_std), {k: v.clone() for k, v in model.autoencoder.encoder.state_dict().items()}
     for part in (model.autoencoder.encoder, model.autoencoder.quant_conv):
         part.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(20):
-        out = model.training_loss(batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(float(out["loss"].detach()))
+    losses, _ = train(model, batch, 20)
     assert losses[-1] < losses[0]
     assert float(model.latent_std) == std
     assert all(torch.equal(v, encoder[k]) for k, v in model.autoencoder.encoder.state_dict().items())

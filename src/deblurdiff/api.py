@@ -17,7 +17,7 @@ import torch
 from .errors import CheckpointError, InputError
 from .infer import sample_statistics, sliding_windows, tiled
 from .infer.tiles import pad_to_multiple
-from .methods import METHODS, method_class, shipped_checkpoint
+from .methods import METHODS, checkpoint_folder, method_class, shipped_checkpoint
 from .tensors import resolve_device
 from .weightfiles import check_safetensors
 
@@ -52,8 +52,7 @@ def load_method(method: str, checkpoint=None, device="cpu", backbone: str | None
             raise CheckpointError(f"no shipped checkpoint for {method!r} at {path}; train one with "
                                   f"`deblurdiff train configs/{checkpoint_name(method, backbone)}-tiny.yaml` and pass --checkpoint")
         return model.to(device).eval()
-    if not (path / "config.json").is_file() and (path / "ema" / "config.json").is_file():
-        path = path / "ema"  # a training checkpoint (OUT/checkpoints/step-N): its EMA weights, as ship
+    path = checkpoint_folder(path)
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path} is not a checkpoint folder (no config.json); pass the folder written by "

@@ -34,3 +34,12 @@ def method_class(name: str):
 def shipped_checkpoint(name: str) -> Path:
     """Folder of the checkpoint shipped inside the package for ``name``."""
     return WEIGHTS_DIR / name
+
+
+def checkpoint_folder(path) -> Path:
+    """``path``, or its ``ema/`` when it is a training checkpoint (``OUT/checkpoints/step-N``): the
+    EMA weights are what ships, so they are what a step folder stands for when loading."""
+    path = Path(path)
+    if not (path / "config.json").is_file() and (path / "ema" / "config.json").is_file():
+        return path / "ema"
+    return path

@@ -160,13 +160,12 @@ def load_trained_autoencoder(path, channels: int) -> FrameAutoencoderMethod:
     ``train.init`` reads it), or the name of a shipped checkpoint (``autoencoder``), so a config can
     name the shipped autoencoder on any machine.
     """
-    from . import shipped_checkpoint
+    from . import checkpoint_folder, shipped_checkpoint
 
     folder = Path(path)
     if not folder.exists() and "/" not in str(path) and shipped_checkpoint(str(path)).is_dir():
         folder = shipped_checkpoint(str(path))
-    if not (folder / "config.json").is_file() and (folder / "ema" / "config.json").is_file():
-        folder = folder / "ema"
+    folder = checkpoint_folder(folder)
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"model.pretrained_autoencoder: {folder} is not a checkpoint folder of the "
