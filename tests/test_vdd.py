@@ -134,14 +134,36 @@ def test_residual_option_targets_v_of_the_latent_difference():
             return (a * x_t - x0) / s
         return oracle
 
-    # the residual is diffused at unit variance: its scale is 1 / std, measured on the first batch
-    residual = (sharp - blur) / (sharp - blur).std()
-    model._denoise = oracle_for(residual)
+    # the residual is diffused at unit RMS: after one batch its scale is 1 / that batch's RMS
+    rms = (sharp - blur).pow(2).mean().sqrt()
+    model._denoise = oracle_for((sharp - blur) / rms)
     assert model.training_loss(dict(batch, stage="stage2"))["base"].item() < 1e-8
-    assert float(model.residual_scale_value) == pytest.approx(1.0 / float((sharp - blur).std()), rel=1e-5)
+    assert float(model.residual_scale_value) == pytest.approx(1.0 / float(rms), rel=1e-5)
     for wrong in (sharp - blur, sharp):
         model._denoise = oracle_for(wrong)
         assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-4
+
+
+def test_residual_scale_pools_the_calibration_clips_then_stays_fixed():
+    model = tiny_vdd(condition_dropout=0.0, latent_scale=0.7, residual=True, residual_calibration=4)
+    batches = [clip_batch(batch=2, seed=seed) for seed in range(3)]
+    for batch in batches[:1]:
+        batch["sharp"] = batch["sharp"] * 0.25 + batch["blur"] * 0.75  # a batch of small residuals
+    with torch.no_grad():
+        residuals = [encode_clip(model.vae, to_model(b["sharp"]), 0.7) - encode_clip(model.vae, to_model(b["blur"]), 0.7)
+                     for b in batches]
+    for batch in batches:
+        model.training_loss(dict(batch, stage="stage2"))
+    # the first two batches (4 clips) set it: the RMS over both, not the first batch's alone ...
+    pooled = torch.cat(residuals[:2]).pow(2).mean().sqrt()
+    assert float(model.residual_scale_value) == pytest.approx(1.0 / float(pooled), rel=1e-4)
+    assert float(model.residual_calibration_clips) == 4
+    assert abs(float(residuals[0].pow(2).mean().sqrt()) - float(pooled)) > 0.1 * float(pooled)
+    # ... and the third batch, after the window, leaves it alone; so does a scale without a count
+    model.residual_calibration_clips.zero_()
+    model.residual_scale_value.fill_(3.0)
+    model.training_loss(dict(batches[2], stage="stage2"))
+    assert float(model.residual_scale_value) == 3.0
 
 
 @torch.no_grad()

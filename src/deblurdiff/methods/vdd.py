@@ -21,8 +21,11 @@ follows diffusers' image/video-conditioned models and keeps both paths):
 the blurred latents instead of the sharp latents, as residual diffusion deblurrers do: a model
 that has learnt little still returns about the blurred input rather than an arbitrary clip,
 which is what makes the CPU-budget tiny model usable. The residual is about 20x smaller than
-the latents (std 0.06 in the shipped tiny model), so it is diffused divided by its own std
-(``residual_scale``, measured on the first diffusion batch like the latent scale): diffused at
+the latents (std 0.06 in the shipped tiny model), so it is diffused divided by its own RMS
+(``residual_scale``, pooled over the first ``residual_calibration`` training clips, then fixed;
+one batch is not enough: the residual grows with the motion, and 2 clips of a CPU batch once set
+a scale that left clips with more motion at 3x the unit std, the loss spikes of that run; with
+several processes the clips of all of them are pooled): diffused at
 its raw size, its signal-to-noise ratio sits ~300x below the schedule's at every t, the network
 never learns to remove noise at small t, and the noise it leaves is decoded as speckle (the
 shipped tiny model predates the fix: it has no residual scale and keeps 1).
@@ -87,8 +90,15 @@ def temporal_coherence_loss(pred: torch.Tensor, target: torch.Tensor, frame_dim:
 
 
 class _OnlyResidualScaleMissing(logging.Filter):
+    """Drops diffusers' "newly initialized" warning when only the residual-scale buffers are new."""
+    known = ("'residual_scale_value'", "'residual_calibration_clips'")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "newly initialized: ['residual_scale_value']" not in record.getMessage()
+        message = record.getMessage()
+        if "newly initialized: [" not in message:
+            return True
+        names = message.split("newly initialized: [", 1)[1].split("]", 1)[0].split(", ")
+        return not all(name.strip() in self.known for name in names)
 
 
 def _plain_config(config) -> dict:
@@ -114,7 +124,7 @@ class VDD(DeblurMethod):
                  sampler: str = "ddim", latent_scale: float = 0.0, kl_weight: float = 1e-6,
                  vae_tile_size: int = 256, residual: bool = False, decode_residual: bool = False,
                  autoencoder_config: dict | None = None, pretrained_autoencoder: str | None = None,
-                 autoencoder_from: str | None = None):
+                 autoencoder_from: str | None = None, residual_calibration: int = 64):
         super().__init__()
         if dropout_target not in DROPOUT_TARGETS:
             raise ConfigError(f"dropout_target must be one of {DROPOUT_TARGETS}, got {dropout_target!r}")
@@ -150,9 +160,11 @@ class VDD(DeblurMethod):
         # Latent scale: 0 = not calibrated yet; the first diffusion batch sets it to 1 / std of
         # the sharp latents (Stable Diffusion's scaling_factor, measured instead of hard-coded).
         self.register_buffer("latent_scale_value", torch.tensor(float(latent_scale)))
-        # Residual scale (residual=True): 0 = not calibrated; the first diffusion batch sets it to
-        # 1 / std of the scaled latent residual (module docstring). Checkpoints without it keep 1.
+        # Residual scale (residual=True): 0 = not calibrated; 1 / RMS of the scaled latent residual,
+        # pooled over the first `residual_calibration` clips (module docstring), then fixed.
+        # Checkpoints without it keep 1; those without the clip count keep their scale.
         self.register_buffer("residual_scale_value", torch.tensor(0.0))
+        self.register_buffer("residual_calibration_clips", torch.tensor(0.0))
         if pretrained_autoencoder:
             self.vae.load_state_dict(trained.autoencoder.state_dict())
         self.frames = frames
@@ -185,6 +197,24 @@ class VDD(DeblurMethod):
     def residual_scale(self) -> float:
         value = float(self.residual_scale_value)
         return value if value > 0 else 1.0
+
+    @torch.no_grad()
+    def _calibrate_residual_scale(self, residual: torch.Tensor) -> None:
+        """Pool the residual's second moment into ``residual_scale`` until ``residual_calibration``
+        clips (of all processes) have been seen; a scale without a clip count (an older
+        checkpoint) is kept as it is."""
+        seen = float(self.residual_calibration_clips)
+        if seen >= self.config.residual_calibration or (seen == 0 and float(self.residual_scale_value) > 0):
+            return
+        stats = torch.stack([residual.float().pow(2).mean(dim=tuple(range(1, residual.ndim))).sum(),
+                             torch.tensor(float(residual.shape[0]), device=residual.device)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(stats)
+        total_square, clips = float(stats[0]), float(stats[1])
+        previous = seen / float(self.residual_scale_value) ** 2 if seen else 0.0  # seen x the pooled mean square
+        mean_square = (previous + total_square) / (seen + clips)
+        self.residual_scale_value.fill_(1.0 / max(mean_square ** 0.5, 1e-4))
+        self.residual_calibration_clips.fill_(seen + clips)
 
     def context(self, blurred_m: torch.Tensor) -> torch.Tensor:
         """Cross-attention tokens ``(B, 2L, D)`` from the blurred clip's centre frame (model range)."""
@@ -247,8 +277,7 @@ class VDD(DeblurMethod):
             blur_latents = encode_clip(self.vae, blurred_m, self.latent_scale)
             if self.config.residual:
                 x0 = x0 - blur_latents
-                if float(self.residual_scale_value) <= 0:
-                    self.residual_scale_value.fill_(1.0 / float(x0.std().clamp_min(1e-4)))
+                self._calibrate_residual_scale(x0)
                 x0 = x0 * self.residual_scale
         context = self.context(blurred_m)
         batch_size = x0.shape[0]
