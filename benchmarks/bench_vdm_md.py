@@ -1,6 +1,7 @@
 """VDM-MD on the embedded benchmark's exposure part (64x64 blurred images, 10 true sharp frames).
 
     python benchmarks/bench_vdm_md.py [--full] [--bench DIR] [--checkpoint DIR] [--cases N]
+    python benchmarks/bench_vdm_md.py --only prior [--prior-samples N] [--checkpoint runs/X/checkpoints/step-N]
 
 Default run (a few minutes on 2 busy cores): 4 cases, the 1000-step reference and today's
 (pre-issue-16) sampling path on the first case only, the latter timed over ``--old-steps`` steps
@@ -9,7 +10,8 @@ and scaled to its 1000 (a DPS step costs the same at every t). ``--full``: all 3
 
 ``--bench``: the folder of ``deblurdiff synth --benchmark --out DIR`` (absent: the cases are
 generated in memory by the same code and rounded to 8 bits like the PNGs). ``--checkpoint``:
-default the shipped ``src/deblurdiff/weights/vdm-md``.
+default the shipped ``src/deblurdiff/weights/vdm-md``; a training checkpoint folder
+(``runs/X/checkpoints/step-N``) means its EMA weights.
 
 Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
 * decoder limit: PSNR of the autoencoder's reconstruction of the true frames, and the re-blur
@@ -28,7 +30,19 @@ Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
 * seconds per image, today's path (fp32, 1000 steps, weights carrying gradients) against the
   shipped defaults, measured in the same run: the ratio is the figure (shared, busy CPUs);
 * memory: the bytes autograd keeps for one DPS step (what checkpointing changes), without and
-  with activation checkpointing; on CUDA the peak allocated bytes.
+  with activation checkpointing; on CUDA the peak allocated bytes;
+* the prior alone (``VDMMD.sample_prior``: DPS's chain without guidance, ``--prior-steps``, default
+  the checkpoint's ``default_steps``): ``--prior-samples`` clips (default 4, seed ``--seed``) written
+  side by side as one looping GIF, ``benchmarks/results/vdm_md_prior.gif``, and measured against
+  ``--real-clips`` clips (default 8) drawn from the training data of ``--data-config`` (default
+  ``configs/vdm-md-cpu.yaml``'s ``data``: moving scenes and shaky pans over photos), raw and through
+  the model's own autoencoder (what its decoder can draw at best). Per set, in 8-bit levels:
+  consecutive-frame MAD (mean |x_{t+1} - x_t|: about 0 for a frozen clip); first-to-last-frame MAD
+  (motion that accumulates makes it larger than the consecutive MAD; flicker does not);
+  consecutive over cross-clip MAD, the cross-clip MAD taken between each frame and a random frame of
+  another clip of the same set (0: frames are copies of each other, 1: frames are unrelated); mean
+  gradient magnitude per frame (sharpness). ``--skip-prior`` leaves the section out; ``--only prior``
+  runs only it and reports to ``vdm_md_prior.json``/``.md`` (the other figures stay untouched).
 """
 from __future__ import annotations
 
@@ -41,14 +55,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import report, timed  # noqa: E402
+from harness import RESULTS, report, timed  # noqa: E402
 
 from deblurdiff.blur.formation import middle_index  # noqa: E402
 from deblurdiff.diffusion import DecodedTemporalAverage, dps_sample  # noqa: E402
-from deblurdiff.methods import shipped_checkpoint  # noqa: E402
+from deblurdiff.methods import checkpoint_folder, shipped_checkpoint  # noqa: E402
 from deblurdiff.methods.vdm_md import VDMMD  # noqa: E402
 from deblurdiff.metrics import psnr, ssim  # noqa: E402
+from deblurdiff.report import write_gif  # noqa: E402
 from deblurdiff.tensors import to_image, to_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PRIOR_GIF = RESULTS / "vdm_md_prior.gif"
 
 # (label, config overrides) of the zeta study; zeta 1.5 is the reference code's (BAIR)
 ZETA_STUDY = [
@@ -123,6 +141,62 @@ def evaluate(frames: torch.Tensor, cases: dict) -> dict:
             "middle_psnr_projected": psnr(proj[:, mid], truth[:, mid])}
 
 
+def real_clips(config: Path, count: int, seed: int, frames: int) -> torch.Tensor:
+    """``count`` sharp clips (N, K, C, H, W) of the training data named by ``config``'s ``data``
+    section, at random indices of its dataset (fixed by ``seed``): what the prior should imitate."""
+    from deblurdiff.data import build_dataset
+    from deblurdiff.train.config import load_config
+
+    dataset = build_dataset(load_config(config).data)
+    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count]
+    clips = torch.stack([dataset[int(i)]["frames"] for i in picks])
+    if clips.shape[1] != frames:
+        raise SystemExit(f"{config}: its data gives {clips.shape[1]}-frame clips, the prior makes {frames}; "
+                         "give a --data-config whose data.subframes matches the model's frames")
+    return clips
+
+
+def motion_figures(clips: torch.Tensor, generator: torch.Generator) -> dict:
+    """Whether clips (N, K, C, H, W) in [0, 1] move like videos: MADs in 8-bit levels and sharpness
+    (module docstring). The cross-clip MAD needs N >= 2."""
+    n, k = clips.shape[:2]
+    mad = lambda a, b: 255 * float((a - b).abs().mean())  # noqa: E731
+    consecutive = mad(clips[:, 1:], clips[:, :-1])
+    other = (torch.arange(n)[:, None] + torch.randint(1, max(n, 2), (n, k), generator=generator)) % n
+    cross = mad(clips, clips[other, torch.randint(0, k, (n, k), generator=generator)])
+    dx, dy = clips.diff(dim=-1)[..., :-1, :], clips.diff(dim=-2)[..., :, :-1]
+    return {"consecutive-frame MAD": consecutive,
+            "first-to-last-frame MAD": mad(clips[:, -1], clips[:, 0]),
+            "consecutive / cross-clip MAD (0 copies, 1 unrelated)": consecutive / cross if n > 1 else float("nan"),
+            "sharpness (mean gradient magnitude)": 255 * float((dx.square() + dy.square()).sqrt().mean())}
+
+
+def prior_section(model: VDMMD, args) -> tuple[dict, dict]:
+    """Unconditional clips of the prior as a GIF, and figures that say whether it learned motion."""
+    cfg = model.config
+    steps = args.prior_steps or cfg.default_steps
+    start = time.perf_counter()
+    samples = model.sample_prior(args.prior_samples, steps=steps, generator=torch.Generator().manual_seed(args.seed))
+    seconds = time.perf_counter() - start
+    write_gif(PRIOR_GIF, samples)
+    real = real_clips(args.data_config, args.real_clips, args.seed, cfg.frames)
+    with torch.inference_mode():  # coded and decoded as the samples are (the decoder at the model's precision)
+        coded = to_image(model.decoder()(model.autoencoder.encode(to_model(real))))
+    sets = {"prior samples": samples, "real training clips": real,
+            "real training clips through the autoencoder": coded}
+    measured = {name: motion_figures(clips, torch.Generator().manual_seed(args.seed)) for name, clips in sets.items()}
+    figures = {f"{name}: {key}": value for name, values in measured.items() for key, value in values.items()}
+    for key in ("consecutive-frame MAD", "sharpness (mean gradient magnitude)"):
+        figures[f"prior samples / real training clips: {key}"] = (measured["prior samples"][key]
+                                                                  / measured["real training clips"][key])
+    figures["prior samples: seconds per clip (wall)"] = seconds / args.prior_samples
+    figures["prior samples: GIF"] = str(PRIOR_GIF.relative_to(ROOT))
+    print(f"[prior] {args.prior_samples} clips, {steps} steps: GIF {PRIOR_GIF}", flush=True)
+    settings = {"prior_samples": args.prior_samples, "prior_steps": steps,
+                "real_clips": f"{args.real_clips} from {args.data_config}'s data (random indices, seed {args.seed})"}
+    return figures, settings
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true",
@@ -139,12 +213,30 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-study", action="store_true", help="skip the zeta study")
     parser.add_argument("--batch", type=int, default=4, help="cases sampled together")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prior-samples", type=int, default=4, help="clips drawn from the prior alone (GIF)")
+    parser.add_argument("--prior-steps", type=int, default=None, help="default: the checkpoint's default_steps")
+    parser.add_argument("--real-clips", type=int, default=8,
+                        help="training clips the prior's samples are measured against")
+    parser.add_argument("--data-config", type=Path, default=ROOT / "configs" / "vdm-md-cpu.yaml",
+                        help="config whose data section gives the real clips")
+    parser.add_argument("--skip-prior", action="store_true", help="leave out the prior-samples section")
+    parser.add_argument("--only", choices=("prior",), default=None,
+                        help="run only this section (reported to vdm_md_prior.json/.md)")
     args = parser.parse_args(argv)
+    if args.prior_samples < 1 or args.real_clips < 2:
+        parser.error("--prior-samples must be >= 1 and --real-clips >= 2")
     n_cases = args.cases or (32 if args.full else 4)
     old_steps = args.old_steps or (args.full_steps if args.full else 100)
 
-    model = VDMMD.from_pretrained(args.checkpoint).eval()
+    model = VDMMD.from_pretrained(checkpoint_folder(args.checkpoint)).eval()
     cfg = model.config
+    prior_figures, prior_settings = {}, {}
+    if not args.skip_prior or args.only == "prior":
+        prior_figures, prior_settings = prior_section(model, args)
+    if args.only == "prior":
+        settings = {"checkpoint": str(args.checkpoint), "latent_scale": float(model.latent_std), "seed": args.seed,
+                    "precision": cfg.precision, "threads": torch.get_num_threads(), **prior_settings}
+        return report("vdm_md_prior", prior_figures, settings)
     fast_steps = args.fast_steps or cfg.fast_steps
     cases = load_cases(args.bench, n_cases)
     n = cases["blur"].shape[0]
@@ -257,6 +349,7 @@ def main(argv=None) -> dict:
         memory["cuda_peak_MB"] = torch.cuda.max_memory_allocated() / 2**20
     memory["process_peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures.update(memory)
+    figures.update(prior_figures)
 
     table = [{"case": i, "blurry": float(blurry_psnr[i]), "fast": float(fast["middle_psnr"][i]),
               "fast_projected": float(fast["middle_psnr_projected"][i]), "reblur_fast": float(fast["reblur_psnr"][i]),
@@ -271,7 +364,7 @@ def main(argv=None) -> dict:
                 "precision": cfg.precision, "samples": 1, "latent_scale": float(model.latent_std), "seed": args.seed,
                 "threads": torch.get_num_threads(),
                 "order": "better of forward/reversed by clip MSE vs the true frames (needs ground truth)",
-                "middle_frame": f"index {mid} of {cases['frames'].shape[1]}"}
+                "middle_frame": f"index {mid} of {cases['frames'].shape[1]}", **prior_settings}
     return report("vdm_md", figures, settings, table)
 
 

@@ -241,3 +241,53 @@ def test_cpu_config_loads_prior_only_on_the_shipped_autoencoder():
     assert float(model.latent_std) == pytest.approx(float(shipped.latent_std))
     assert torch.equal(model.autoencoder.decoder.conv_out.weight, shipped.autoencoder.decoder.conv_out.weight)
     assert cfg.model["default_steps"] <= 100
+
+
+def test_sample_prior_shape_range_determinism_and_no_autograd():
+    model = randomise_prior(tiny(latent_scale=1.0))
+    run = lambda seed: model.sample_prior(3, steps=4, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    a, b, other = run(7), run(7), run(8)
+    assert a.shape == (3, 4, 3, 16, 16) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, other)
+    assert not a.is_inference() and not a.requires_grad  # an ordinary tensor, no graph
+    with pytest.raises(ConfigError, match="latent scale"):
+        tiny().sample_prior(1, steps=2)
+
+
+def test_sample_prior_is_dps_without_guidance():
+    """The prior's chain is DPS's (same strided DDPM steps, same draws from the generator) with the
+    guidance off: ``sample_frames`` at zeta = 0 from the same generator gives the same clips."""
+    model = randomise_prior(tiny(latent_scale=1.0))
+    prior = model.sample_prior(2, steps=5, generator=torch.Generator().manual_seed(3))
+    dps = model.sample_frames(torch.rand(2, 3, 16, 16), steps=5, zeta=0.0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(prior, dps[:, 0], atol=1e-6, rtol=0)
+
+
+def test_sample_prior_with_an_oracle_denoiser_returns_its_clip_decoded():
+    """A denoiser that always predicts a known latent clip z0 (as eps for the schedule) must end
+    the chain at z0 whatever the noise; the output is z0 decoded at the model's latent scale."""
+    model = randomise_prior(tiny(latent_scale=2.5))
+    z0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    model.denoiser = lambda z_t, t: model.schedule.from_x0(z0, z_t, t)
+    with torch.no_grad():
+        expected = ((model.autoencoder.decode(z0.flatten(0, 1) * 2.5) + 1) / 2).clamp(0, 1).view(2, 4, 3, 16, 16)
+    for seed in (0, 1):
+        out = model.sample_prior(2, steps=6, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_write_gif_puts_clips_side_by_side(tmp_path):
+    import imageio.v3 as iio
+
+    from deblurdiff.report import write_gif
+
+    clips = torch.rand(3, 5, 3, 8, 6, generator=torch.Generator().manual_seed(0))
+    clips[1] = 0.0
+    path = write_gif(tmp_path / "prior.gif", clips, gap=2)
+    frames = iio.imread(path, index=None)
+    assert frames.shape[:3] == (5, 8, 3 * 6 + 2 * 2)
+    # clip 2 black, the gaps white (up to the GIF palette)
+    assert (frames[:, :, 8:14, :3] < 8).all() and (frames[:, :, 6:8, :3] > 247).all()
+    single = iio.imread(write_gif(tmp_path / "one.gif", clips[0]), index=None)
+    assert single.shape[:3] == (5, 8, 6)

@@ -63,11 +63,18 @@ def write_page(path: Path, title: str, subtitle: str, sections: list[tuple[str, 
     return Path(path)
 
 
-def write_gif(path, frames, fps: float = 6.0) -> Path:
-    """Frames (K, C, H, W) in [0, 1] -> a looping animated GIF, written atomically."""
+def write_gif(path, frames, fps: float = 6.0, gap: int = 2) -> Path:
+    """Frames (K, C, H, W) in [0, 1] -> a looping animated GIF, written atomically. Several clips
+    (N, K, C, H, W) play side by side in one GIF, ``gap`` white pixels apart, so they can be
+    compared frame for frame."""
     import imageio.v3 as iio
     import numpy as np
+    import torch.nn.functional as F
+    from einops import rearrange
 
+    if frames.dim() == 5:
+        frames = rearrange(F.pad(frames, (0, gap), value=1.0), "n k c h w -> k c h (n w)")
+        frames = frames[..., :frames.shape[-1] - gap]
     array = (frames.detach().clamp(0, 1).movedim(-3, -1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
     with atomic_file(path) as tmp:
         iio.imwrite(tmp, array, extension=".gif", duration=1000.0 / fps, loop=0)

@@ -29,6 +29,9 @@ architecture, weights and ``latent_std`` (as ``latent_scale``) into this model, 
 stages should then hold only "prior" (an "autoencoder" stage is refused). Saved checkpoints record
 the folder as ``autoencoder_from`` and carry the weights themselves, so they load without it.
 
+Unconditional samples: ``sample_prior`` draws clips from the prior alone (DPS's chain without the
+guidance), which shows whether it learned motion; the benchmark writes them as a GIF.
+
 Inference: ``restore`` returns one sample of the K frames ``(B, K, C, H, W)``; ``recover`` returns
 several samples with their mean, re-blur PSNR and, when ground truth is given, the time order:
 the mean is the same forwards and backwards, so a sample can come out reversed; evaluation
@@ -80,7 +83,8 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 
 from ..blur.formation import middle_index
-from ..diffusion import DPS_NORMS, ZETA_SCHEDULES, DecodedTemporalAverage, dps_sample, make_schedule, zeta_schedule
+from ..diffusion import (DPS_NORMS, ZETA_SCHEDULES, DecodedTemporalAverage, dps_sample, make_schedule, sample,
+                         zeta_schedule)
 from ..errors import ConfigError, InputError, MissingWeightsError
 from ..nn.autoencoder import FrameAutoencoder
 from ..nn.video_dit import VideoDiT
@@ -305,6 +309,29 @@ class VDMMD(DeblurMethod):
                 return self.autoencoder.decode(z).float()
 
         return decode
+
+    def sample_prior(self, num_clips: int, steps: int | None = None, generator: torch.Generator | None = None, *,
+                     x_T: torch.Tensor | None = None, precision: str | None = None,
+                     progress: bool = False) -> torch.Tensor:
+        """``num_clips`` unconditional clips from the prior: ``(N, K, C, H, W)`` in [0, 1] at ``image_size``.
+
+        What the prior alone has learned (motion, sharpness), with nothing from a measurement: the
+        same strided ancestral DDPM chain DPS runs (``steps``, default ``default_steps``), without its
+        guidance, so ``diffusion.sample`` with the "ddpm" rule: for the same generator it is
+        ``sample_frames`` at ``zeta=0``, but without autograd (``inference_mode``); the decoder runs
+        under ``precision`` (default the config's) as in DPS. ``x_T``: the initial latent noise
+        ``(N, K, c, h, w)``, drawn from ``generator`` when not given."""
+        self._check_ready()
+        down = self.autoencoder.downsample
+        size = self.config.image_size // down
+        shape = (int(num_clips), self.config.frames, self.config.latent_channels, size, size)
+        operator = DecodedTemporalAverage(self.decoder(precision), latent_std=float(self.latent_std))
+        with torch.inference_mode():
+            z = sample(self.denoiser, shape, self.schedule, int(steps or self.config.default_steps), sampler="ddpm",
+                       generator=generator, x_T=x_T, progress=progress, device=self.device,
+                       timestep_spacing=SPACING)
+            frames = to_image(operator.decode_frames(z))
+        return frames.clone()  # an ordinary tensor: callers may update it in place
 
     def _solve(self, y01: torch.Tensor, samples: int, steps: int, zeta: float, generator, progress: bool,
                x_T: torch.Tensor | None = None, precision: str | None = None) -> torch.Tensor:
