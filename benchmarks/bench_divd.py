@@ -1,6 +1,7 @@
 """DIVD on the embedded benchmark's video part.
 
     python benchmarks/bench_divd.py [--bench DIR] [--checkpoint DIR] [--nowtsa DIR] [--nomrpe DIR] [--samples N] [--full]
+                                    [--real DIR] [--real-frames N] [--real-crop N|WxH|full] [--skip-real]
 
 The default run is short (2 clips, 64 px centre crops, no memory runs: about a minute of one CPU
 thread for the tiny model); ``--full`` scores all 8 clips at their full 128 px and adds the memory
@@ -19,6 +20,18 @@ mean |d output/dt - d truth/dt| on [0, 255], lower is better):
   (``benchmarks/results/divd_std.png``, ``divd_short_std.png`` for the short run, whose figures
   go to ``divd_short.*``: the first clip's frames, blurred input | mean | std map,
   the std scaled so that 0.1 is white);
+* real blur (``benchmarks/real_clip.py``; ``../shared/data/real``, evaluation only, skipped when
+  absent or with ``--skip-real``): the first ``--real-frames`` (default all 20) blurred 1280x720
+  frames of GoPro GOPR0384_11_00, the same centred ``--real-crop`` of each (default 320x320;
+  ``full`` for whole frames; ``--full`` does not change it), deblurred as one clip through
+  ``deblurdiff.load("divd").deblur`` (sliding windows, 256 px tiles, ``--steps`` DPM-Solver++ steps,
+  seed 0). Output frame 1 is scored against the real sharp frame (the GoPro Istanbul pair, whose
+  blurred frame is the clip's frame 1) by PSNR / SSIM / LPIPS beside the blurry frame and the
+  published DMPHN and HINet outputs of that frame, same crop:
+  ``real_crop320x320_{psnr,ssim,lpips}_{blurry,divd,dmphn_published,hinet_published}``,
+  ``..._gain_db_divd``, ``..._temporal_error_divd_vs_blurry`` (the output clip's frame-to-frame
+  change against the blurry clip's, [0, 255]: the flicker DIVD adds; there is no sharp clip) and
+  ``..._seconds_per_frame_divd`` (wall time through the API);
 * with ``--full``: peak memory of a 1280x720 4-frame clip through ``deblurdiff.api`` (tiles of 256
   px, blended), measured in a fresh process by ``deblurdiff bench``, and a 3840x2160 frame.
 
@@ -39,7 +52,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import report  # noqa: E402
+from harness import lpips_scorer, report  # noqa: E402
+from real_clip import add_arguments as add_real_arguments, run_section as real_section  # noqa: E402
 
 from deblurdiff.data.io import read_frames  # noqa: E402
 from deblurdiff.infer import sample_statistics, sliding_windows  # noqa: E402
@@ -84,18 +98,6 @@ def run_model(model: DIVD, clips, steps: int, sampler: str, samples: int = 1) ->
         draw = lambda: sliding_windows(fn, blur, model.frames)
         outs.append(draw() if samples == 1 else sample_statistics(draw, samples))
     return outs, time.perf_counter() - start
-
-
-def lpips_scorer():
-    """AlexNet LPIPS, or None (with the reason printed) where its weights are not installed."""
-    from deblurdiff.errors import MissingWeightsError
-    from deblurdiff.metrics.lpips import LPIPS
-
-    try:
-        return LPIPS("alex")
-    except MissingWeightsError as exc:
-        print(f"[bench_divd] LPIPS not scored: {exc}")
-        return None
 
 
 def std_sheet(blur: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, white: float = 0.1) -> torch.Tensor:
@@ -149,6 +151,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--full", action="store_true", help="the full run: all clips at full size, the 1280x720 "
                                                           "memory run and one 3840x2160 frame")
     ap.add_argument("--threads", type=int, default=1)
+    # All 20 real frames (9 windows of 4): measured 199 s of one CPU thread (10 s/frame; 4 frames, one
+    # window: 26 s) for the shipped checkpoint on the 320x320 crop, 20 DPM-Solver++ steps.
+    add_real_arguments(ap, frames=20)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -197,7 +202,7 @@ def main(argv=None) -> dict:
     figures[f"psnr_mean_of_{args.samples}"] = mean_scores["psnr"]
     figures[f"mean_of_{args.samples}_minus_one_sample_db"] = mean_scores["psnr"] - divd["psnr"]
     figures["mean_pixel_std"] = torch.stack([std.mean() for _, std in stats]).mean().item()
-    lpips = lpips_scorer()
+    lpips = lpips_scorer("bench_divd")
     if lpips is not None:
         with torch.no_grad():
             lp = lambda outs: torch.cat([lpips(o[0], s[0]) for o, (_, s) in zip(outs, clips)]).mean().item()
@@ -219,12 +224,16 @@ def main(argv=None) -> dict:
         figures["peak_memory_mb_3840x2160"] = big["peak_memory_mb"]
         figures["seconds_per_megapixel_per_step_uhd"] = big["seconds_per_megapixel"] / args.memory_steps
 
+    real_figures, real_settings = real_section("divd", args.checkpoint, args, steps=args.steps)
+    figures.update(real_figures)
+
     settings = {"full": args.full, "clips": len(clips), "crop": crop, "samples": args.samples, "frames": args.frames, "size": list(clips[0][0].shape[-2:]), "steps": args.steps,
                 "ddim_steps": args.ddim_steps, "memory_steps": args.memory_steps, "memory_size": args.memory_size, "tile": args.tile,
                 "checkpoint": str(args.checkpoint), "threads": args.threads,
                 "bench": str(args.bench) if args.bench and (args.bench / "video").is_dir() else "generated in memory",
                 "metrics": "PSNR/SSIM RGB [0,255] no crop; temporal_err = mean |d out/dt - d gt/dt| [0,255]",
                 "note": "seconds are CPU wall time on a shared machine; compare ratios within this run"}
+    settings.update(real_settings)
     return report(name, figures, settings, table=rows)
 
 

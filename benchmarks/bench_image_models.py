@@ -29,12 +29,11 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import report  # noqa: E402
+from harness import REAL, lpips_scorer, report  # noqa: E402
 
 import deblurdiff  # noqa: E402
 from deblurdiff.data.benchmark import read_image_part  # noqa: E402
 from deblurdiff.data.io import read_image  # noqa: E402
-from deblurdiff.errors import MissingWeightsError  # noqa: E402
 from deblurdiff.methods import shipped_checkpoint  # noqa: E402
 from deblurdiff.metrics.image import psnr, ssim  # noqa: E402
 
@@ -113,13 +112,7 @@ def embedded_part(models, data: Path, seeds: int, figures: dict) -> list[dict]:
 
 
 def real_part(models, real: Path, figures: dict) -> list[dict]:
-    try:
-        from deblurdiff.metrics.lpips import LPIPS
-
-        lpips = LPIPS("alex")
-    except MissingWeightsError as exc:
-        print(f"LPIPS not scored: {exc}")
-        lpips = None
+    lpips = lpips_scorer("bench_image_models")
     table = []
     for pair, (blur_file, sharp_file) in REAL_PAIRS.items():
         blur, sharp = read_image(real / blur_file)[None], read_image(real / sharp_file)[None]
@@ -187,7 +180,7 @@ def recipe_throughput(batch: int = 8, crop: int = 128, steps: int = 6, rounds: i
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(HERE.parent / "runs" / "benchmark"))
-    parser.add_argument("--real", default=str(HERE.parent.parent / "shared" / "data" / "real"))
+    parser.add_argument("--real", default=str(REAL))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--skip-speed", action="store_true")

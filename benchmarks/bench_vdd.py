@@ -1,9 +1,10 @@
 """VDD on the embedded benchmark's video part: shipped checkpoint vs the blurry input, the
 temporal coherence loss vs its ablation (lambda = 0, same training budget), a table of
 classifier-free guidance scales, and the speed of sampling a 12-frame 192 px clip with the
-previous code path against the current one.
+previous code path against the current one; then real camera blur (the GoPro clip below).
 
     python benchmarks/bench_vdd.py [--bench DIR] [--checkpoint DIR] [--ablation DIR] [--no-speed]
+                                   [--real DIR] [--real-frames N] [--real-crop N|WxH|full] [--skip-real]
 
 Speed (same process, same seed, old then new): "old" is the path before issue 17 (one
 ``restore`` per sliding window, float32 with autograd bookkeeping, 50 DDIM steps, the shipped
@@ -21,6 +22,18 @@ and clips) and the temporal-consistency error (mean |d output/dt - d truth/dt| o
 lower is better). Every model and scale uses the same seeded noise per clip, so differences are
 paired. ``--crop``/``--frames``/``--steps`` bound the cost of diffusion sampling on a CPU; the
 settings used are printed with the figures.
+
+Real blur (``benchmarks/real_clip.py``; ``../shared/data/real``, evaluation only, skipped when
+absent or with ``--skip-real``): the first ``--real-frames`` of the 20 blurred 1280x720 frames of
+GoPro GOPR0384_11_00, the same centred ``--real-crop`` of each (default 320x320; ``full`` for whole
+frames), deblurred as one clip through ``deblurdiff.load("vdd").deblur`` (its sliding windows,
+``--steps`` DDIM steps, ``--seed``). Output frame 1 is scored against the real sharp frame (the
+GoPro Istanbul pair, whose blurred frame is the clip's frame 1) by PSNR / SSIM / LPIPS (alex, when
+installed) beside the blurry frame and the published DMPHN and HINet outputs of that frame, same
+crop: figures ``real_crop320x320_{psnr,ssim,lpips}_{blurry,vdd,dmphn_published,hinet_published}``,
+``..._gain_db_vdd``, ``..._temporal_error_vdd_vs_blurry`` (the output clip's frame-to-frame change
+against the blurry clip's, [0, 255]: the flicker VDD adds; there is no sharp clip) and
+``..._seconds_per_frame_vdd`` (wall time through the API).
 """
 from __future__ import annotations
 
@@ -33,6 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import report, timed  # noqa: E402
+from real_clip import add_arguments as add_real_arguments, run_section as real_section  # noqa: E402
 
 from deblurdiff.data.io import read_frames  # noqa: E402
 from deblurdiff.infer.windows import sliding_windows  # noqa: E402
@@ -156,6 +170,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--measure-steps", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 3),
                         help="the two step counts each path is timed at")
     parser.add_argument("--repeats", type=int, default=1, help="timings per path and step count (fastest kept)")
+    # 4 real frames = one VDD window: measured 150 s of one CPU thread (37.6 s/frame) for the shipped
+    # checkpoint on the 320x320 crop, 10 DDIM steps; all 20 frames are 9 windows (about 9x that).
+    add_real_arguments(parser, frames=4)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -197,6 +214,9 @@ def main(argv=None) -> dict:
                         old_steps=args.old_steps, new_steps=args.new_steps, measure_steps=args.measure_steps,
                         repeats=args.repeats,
                         window_batch=model.window_batch)
+    real_figures, real_settings = real_section("vdd", args.checkpoint, args, steps=args.steps, seed=args.seed)
+    figures.update(real_figures)
+    settings.update(real_settings)
     return report("vdd", figures, settings, table)
 
 

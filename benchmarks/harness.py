@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: real camera blur (evaluation only, never a training source): ``../shared/data/real`` beside the repo
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
 
 def machine() -> dict:
@@ -45,6 +47,19 @@ def timed(fn, *args, repeats: int = 1, **kwargs):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return result, (time.perf_counter() - start) / repeats
+
+
+def lpips_scorer(tag: str):
+    """AlexNet LPIPS, or None (with the reason printed) where its weights are not installed: LPIPS
+    is then left out of the figures, never made up."""
+    from deblurdiff.errors import MissingWeightsError
+    from deblurdiff.metrics.lpips import LPIPS
+
+    try:
+        return LPIPS("alex")
+    except MissingWeightsError as exc:
+        print(f"[{tag}] LPIPS not scored: {exc}")
+        return None
 
 
 def _markdown_table(rows: list[dict]) -> str:
