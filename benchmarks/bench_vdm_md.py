@@ -73,6 +73,8 @@ ZETA_STUDY = [
     ("l2, constant 1.5 (reference code)", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 1.5}),
     ("l2, constant 15", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 15.0}),
     ("l2, stride 1.5", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5}),
+    ("l2, stride 0.5", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.5}),
+    ("l2, stride 0.25", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.25}),
     ("l2, stride_ramp 1.5", {"dps_norm": "l2", "zeta_schedule": "stride_ramp", "zeta": 1.5}),
     ("l2_squared, constant 0.5", {"dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.5}),
     ("l2, stride 1.5 + 10 dc steps", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5, "dc_steps": 10}),
