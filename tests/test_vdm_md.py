@@ -264,10 +264,43 @@ def test_sample_prior_is_dps_without_guidance():
     torch.testing.assert_close(prior, dps[:, 0], atol=1e-6, rtol=0)
 
 
-def test_sample_prior_with_an_oracle_denoiser_returns_its_clip_decoded():
-    """A denoiser that always predicts a known latent clip z0 (as eps for the schedule) must end
-    the chain at z0 whatever the noise; the output is z0 decoded at the model's latent scale."""
-    model = randomise_prior(tiny(latent_scale=2.5))
+class OraclePrior(torch.nn.Module):
+    """Predicts, in the schedule's parameterisation, the target for a known clean latent z0."""
+
+    def __init__(self, schedule, z0):
+        super().__init__()
+        self.schedule, self.z0 = schedule, z0
+
+    def forward(self, z_t, t):
+        return self.schedule.from_x0(self.z0, z_t, t)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_prior_loss_is_zero_for_the_oracle_of_its_own_parameterisation(prediction):
+    """The prior learns the target its schedule samples with: an oracle that knows the clean
+    latents scores 0 in its own parameterisation and clearly not 0 in the other one."""
+    model = tiny(latent_scale=1.0, prediction=prediction)
+    assert model.schedule.prediction_type == prediction
+    b = batch("prior")
+    with torch.no_grad():
+        z0 = model.encode_clip(b["frames"])
+    model.prior = OraclePrior(model.schedule, z0)
+    assert float(model.training_loss(b)["loss"]) < 1e-8
+    other = tiny(latent_scale=1.0, prediction="v" if prediction == "eps" else "eps")
+    model.prior = OraclePrior(other.schedule, z0)
+    assert float(model.training_loss(b)["loss"]) > 1e-3
+
+
+def test_unknown_prediction_names_the_choices():
+    with pytest.raises(ConfigError, match="'eps' or 'v'"):
+        tiny(prediction="x0")
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_sample_prior_with_an_oracle_denoiser_returns_its_clip_decoded(prediction):
+    """A denoiser that always predicts a known latent clip z0 (as eps or v for the schedule) must
+    end the chain at z0 whatever the noise; the output is z0 decoded at the model's latent scale."""
+    model = randomise_prior(tiny(latent_scale=2.5, prediction=prediction))
     z0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     model.denoiser = lambda z_t, t: model.schedule.from_x0(z0, z_t, t)
     with torch.no_grad():

@@ -15,8 +15,11 @@ Training (two stages of one config, ``configs/vdm-md-tiny.yaml``), switched on `
   installed; without them a warning is printed once and L1 alone is used). Stage options:
   ``frames_per_clip`` (random frames of each clip used per step, default 4), ``crop`` (random
   square crop, a multiple of 4; 0 = whole frames), ``lpips`` (0).
-* ``"prior"``: sharp clips are encoded (no grad) and the prior learns eps on
-  ``z / latent_scale``. ``latent_scale`` (the official configs divide by a per-dataset latent
+* ``"prior"``: sharp clips are encoded (no grad) and the prior learns eps (``prediction: eps``,
+  the paper's) or v (``prediction: v``) on ``z / latent_scale``. DPS reads the prior through its
+  one-step x0 estimate at every t; an eps net's x0 is ``(z_t - s eps) / a``, which multiplies the
+  eps error by s/a (about 100 at t 950 of the linear schedule), while a v net's is ``a z_t - s v``,
+  which does not amplify it: measured on the eps run, x0 at t >= 800 was worse than predicting 0. ``latent_scale`` (the official configs divide by a per-dataset latent
   std, 1.1186 BAIR) is computed from data: if the config gives none, the std of the latents of
   the first prior-stage batch is stored in the ``latent_std`` buffer *and* as ``latent_scale`` in the config,
   and never changes afterwards (it is saved with the weights, so resumes and the shipped
@@ -165,8 +168,10 @@ class VDMMD(DeblurMethod):
                  large_input: str = "resize", project: bool = False, checkpointing: bool = False,
                  pretrained_autoencoder: str | None = None, autoencoder_from: str | None = None,
                  zeta_schedule: str = "constant", dc_steps: int = 0, dc_zeta: float | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", prediction: str = "eps"):
         super().__init__()
+        if prediction not in ("eps", "v"):
+            raise ConfigError(f"model.prediction must be 'eps' or 'v', got {prediction!r}")
         if large_input not in ("resize", "native"):
             raise ConfigError(f"large_input must be 'resize' or 'native', got {large_input!r}")
         _check_sampling_options(zeta=zeta, zeta_schedule=zeta_schedule, dps_norm=dps_norm, dc_steps=dc_steps,
@@ -198,7 +203,7 @@ class VDMMD(DeblurMethod):
         self.register_buffer("latent_std", torch.tensor(float(latent_scale or 0.0)))
         if trained is not None:
             self.autoencoder.load_state_dict(trained.autoencoder.state_dict())
-        self.schedule = make_schedule(schedule, num_train_timesteps, prediction_type="eps")
+        self.schedule = make_schedule(schedule, num_train_timesteps, prediction_type=prediction)
         object.__setattr__(self, "_lpips", None)  # plain attribute, never a submodule: not in the state dict
 
     # ------------------------------------------------------------------ training
