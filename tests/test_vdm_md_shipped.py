@@ -1,7 +1,8 @@
 """The shipped VDM-MD checkpoint (src/deblurdiff/weights/vdm-md): loads, and both parts learned.
 
-Reproduce: ``OMP_NUM_THREADS=1 deblurdiff train configs/vdm-md-tiny.yaml --out runs/vdm-md-tiny``.
-Checked on held-out procedural scenes (split "val", never the benchmark's seeds or photos).
+Reproduce: the chain in its ``training.json`` (``configs/vdm-md-cpu.yaml``: the DiT M prior on the
+shipped autoencoder, whose decoder it carries). Checked on held-out procedural scenes (split
+"val", never the benchmark's seeds or photos).
 """
 import pytest
 import torch
@@ -38,17 +39,17 @@ def test_shipped_config_and_latent_scale(model):
 
 
 def test_autoencoder_reconstructs_unseen_frames(model, clips):
-    """The tiny CPU-trained autoencoder is weak (about 14.7 dB on these textured scenes, see the
-    report); it must still beat the best flat image (each frame's mean colour, about 13.6 dB)."""
+    """The shipped autoencoder codes these textured scenes at about 32 dB (the best flat image,
+    each frame's mean colour, at about 13 dB); 30 dB leaves room for the test's 8 frames."""
     frames = clips[:, ::3].flatten(0, 1)  # 8 frames
     with torch.no_grad():
         recon = to_image(model.autoencoder(to_model(frames)))
-    flat = frames.mean(dim=(2, 3), keepdim=True).expand_as(frames)
-    assert float(psnr(recon, frames).mean()) > float(psnr(flat, frames).mean()) + 0.5
+    assert float(psnr(recon, frames).mean()) > 30.0
 
 
-def test_prior_predicts_noise_far_better_than_chance(model, clips):
-    """An untrained (zero-output) prior has eps-MSE 1; the trained one must be well below."""
+def test_prior_predicts_its_target_far_better_than_chance(model, clips):
+    """An untrained (zero-output) prior has an MSE of about 1 on its unit-variance target (eps or
+    v); the trained one must be well below."""
     gen = torch.Generator().manual_seed(0)
     z = model.encode_clip(clips)
     errors = []
@@ -57,5 +58,5 @@ def test_prior_predicts_noise_far_better_than_chance(model, clips):
         noise = torch.randn(z.shape, generator=gen)
         with torch.no_grad():
             pred = model.prior(model.schedule.add_noise(z, noise, timesteps), timesteps)
-        errors.append(float((pred - noise).square().mean()))
-    assert max(errors) < 0.5, errors
+        errors.append(float((pred - model.schedule.target(z, noise, timesteps)).square().mean()))
+    assert max(errors) < 0.3, errors  # measured: 0.17 (t 100), 0.05 (t 400)
