@@ -271,20 +271,21 @@ def main(argv=None) -> dict:
         return other
 
     def run(steps: int, k: int = n, **overrides):
-        """Sample the first k cases with config overrides; returns (frames (k, K, C, H, W), seconds)."""
+        """Sample the first k cases with config overrides; returns (frames (k, K, C, H, W), wall
+        seconds, process CPU seconds: on a shared machine the CPU time is the steadier figure)."""
         sampler = variant(**overrides)
         parts = []
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for lo in range(0, k, args.batch):
             sl = slice(lo, min(lo + args.batch, k))
             gen = torch.Generator().manual_seed(args.seed + 1 + lo)
             parts.append(sampler.sample_frames(cases["blur"][sl], steps=steps, generator=gen, x_T=noise[sl])[:, 0])
-        return torch.cat(parts), time.perf_counter() - start
+        return torch.cat(parts), time.perf_counter() - start, time.process_time() - cpu_start
 
     # zeta study at the short chain
     if not args.no_study:
         for label, overrides in ZETA_STUDY:
-            frames, seconds = run(fast_steps, **overrides)
+            frames, seconds, _ = run(fast_steps, **overrides)
             r = evaluate(frames, cases)
             figures[f"study {fast_steps} steps: {label}: reblur_psnr_dB"] = mean(r["reblur_psnr"])
             figures[f"study {fast_steps} steps: {label}: middle_psnr_dB"] = mean(r["middle_psnr"])
@@ -292,10 +293,10 @@ def main(argv=None) -> dict:
                   f"{seconds:.1f} s", flush=True)
 
     # the shipped defaults at the short chain, fp32 against bf16
-    (fast_frames, fast_s) = run(fast_steps)
+    fast_frames, fast_s, fast_cpu = run(fast_steps)
     fast = evaluate(fast_frames, cases)
     other = "fp32" if cfg.precision == "bf16" else "bf16"
-    other_frames, other_s = run(fast_steps, precision=other)
+    other_frames, other_s, other_cpu = run(fast_steps, precision=other)
     other_r = evaluate(other_frames, cases)
     figures.update({
         f"reblur_psnr_{fast_steps}_dB": mean(fast["reblur_psnr"]),
@@ -309,13 +310,14 @@ def main(argv=None) -> dict:
         f"{cfg.precision}_minus_{other}_reblur_psnr_dB": mean(fast["reblur_psnr"] - other_r["reblur_psnr"]),
         f"{cfg.precision}_minus_{other}_middle_psnr_dB": mean(fast["middle_psnr"] - other_r["middle_psnr"]),
         f"speed_ratio_{other}_over_{cfg.precision} (wall)": other_s / fast_s,
+        f"speed_ratio_{other}_over_{cfg.precision} (process CPU time)": other_cpu / fast_cpu,
     })
     print(f"[defaults, {fast_steps} steps, {cfg.precision}] re-blur {mean(fast['reblur_psnr']):.2f} dB; {other}: "
-          f"{mean(other_r['reblur_psnr']):.2f} dB; {other}/{cfg.precision} time {other_s / fast_s:.2f}", flush=True)
+          f"{mean(other_r['reblur_psnr']):.2f} dB; {other}/{cfg.precision} time {other_s / fast_s:.2f} (wall), {other_cpu / fast_cpu:.2f} (CPU)", flush=True)
 
     # the short chain against the full one
     sub = {k: v[:m] for k, v in cases.items()}
-    full_frames, full_s = run(args.full_steps, m)
+    full_frames, full_s, full_cpu = run(args.full_steps, m)
     full = evaluate(full_frames, sub)
     fast_sub_s = fast_s * m / n
     figures.update({
@@ -326,6 +328,7 @@ def main(argv=None) -> dict:
         f"fast_minus_full_reblur_psnr_dB (first {m})": mean(fast["reblur_psnr"][:m] - full["reblur_psnr"]),
         f"fast_minus_full_middle_psnr_dB (first {m})": mean(fast["middle_psnr"][:m] - full["middle_psnr"]),
         "speed_ratio_full_over_fast (wall, per case)": full_s / fast_sub_s,
+        "speed_ratio_full_over_fast (process CPU time, per case)": full_cpu / (fast_cpu * m / n),
     })
 
     # seconds per image: today's path against the shipped defaults, one image at a time
