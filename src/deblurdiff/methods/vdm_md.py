@@ -19,8 +19,8 @@ Training (two stages of one config, ``configs/vdm-md-tiny.yaml``), switched on `
   the paper's) or v (``prediction: v``) on ``z / latent_scale``. DPS reads the prior through its
   one-step x0 estimate at every t; an eps net's x0 is ``(z_t - s eps) / a``, which multiplies the
   eps error by s/a (about 100 at t 950 of the linear schedule), while a v net's is ``a z_t - s v``,
-  which does not amplify it: measured on the eps run, x0 at t >= 800 was worse than predicting 0. ``latent_scale`` (the official configs divide by a per-dataset latent
-  std, 1.1186 BAIR) is computed from data: if the config gives none, the std of the latents of
+  which does not amplify it: measured on the eps run, x0 at t >= 800 was worse than predicting 0.
+  ``latent_scale`` (the official configs divide by a per-dataset latent std, 1.1186 BAIR) is computed from data: if the config gives none, the std of the latents of
   the first prior-stage batch is stored in the ``latent_std`` buffer *and* as ``latent_scale`` in the config,
   and never changes afterwards (it is saved with the weights, so resumes and the shipped
   checkpoint use the same value). The autoencoder must therefore be trained before the prior.
