@@ -29,18 +29,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from deblurdiff.atomic import atomic_dir
+from deblurdiff.errors import DeblurDiffError
+from deblurdiff.train.checkpoint import init_weights_folder
+
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "src" / "deblurdiff" / "weights"
 WEIGHT_FILE = "diffusion_pytorch_model.safetensors"
 
 
-def weights_folder(folder: Path) -> Path:
-    """A step folder's EMA weights, or the folder itself (a run's final/ holds the EMA weights)."""
-    for sub in (folder / "ema", folder):
-        if (sub / WEIGHT_FILE).is_file():
-            return sub
-    sys.exit(f"error: {folder} holds no {WEIGHT_FILE} (nor ema/{WEIGHT_FILE}); give a run's final/ or "
-             f"checkpoints/step-N/ folder")
+def weights_folder(spec) -> Path:
+    """The EMA weights a run's folder or a shipped name holds (train.init's resolution)."""
+    try:
+        return init_weights_folder(spec)
+    except DeblurDiffError as exc:
+        sys.exit(f"error: {exc}; give a run's final/ or checkpoints/step-N/ folder")
 
 
 def run_record(folder: Path) -> dict:
@@ -86,24 +89,16 @@ def main(argv=None) -> None:
         tensors[key] = tensors[key].to(torch.bfloat16)
 
     target = WEIGHTS / args.name
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    if target.is_dir():  # keep sub-checkpoints (e.g. blurdm/ddpm-prior)
-        for child in target.iterdir():
-            if child.is_dir():
-                shutil.copytree(child, partial / child.name)
-    shutil.copy2(source / "config.json", partial / "config.json")
-    save_file(tensors, str(partial / WEIGHT_FILE))
     record.update(chain=args.chain, weights="EMA", source=str(args.folder), autoencoder_swapped=args.autoencoder,
                   stored_bf16_prefixes=args.bf16)
-    (partial / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    partial.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(target) as tmp:
+        if target.is_dir():  # keep sub-checkpoints (e.g. blurdm/ddpm-prior)
+            for child in target.iterdir():
+                if child.is_dir():
+                    shutil.copytree(child, tmp / child.name)
+        shutil.copy2(source / "config.json", tmp / "config.json")
+        save_file(tensors, str(tmp / WEIGHT_FILE))
+        (tmp / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / 1e6
     print(f"shipped {args.folder} (step {record['step']}) -> {target} ({size:.1f} MB)")
 
