@@ -17,9 +17,10 @@ Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
 * decoder limit: PSNR of the autoencoder's reconstruction of the true frames, and the re-blur
   PSNR of those reconstructions (mean against the input): DPS can only meet the measurement as
   well as the decoder can draw frames whose mean is the input;
-* zeta study: re-blur PSNR (what DPS optimises: PSNR(mean of the recovered frames, input)) and
-  middle-frame PSNR for several step-size schedules / norms / final data-consistency steps, at the
-  short chain (``fast_steps``), same cases and initial noise;
+* sampler study: re-blur PSNR (what DPS optimises: PSNR(mean of the recovered frames, input)) and
+  middle-frame PSNR for several DPS step-size schedules / norms / final data-consistency steps,
+  and for DDNM's latent projection (``guidance="latent_projection"``), at the short chain
+  (``fast_steps``), same cases and initial noise, with the process CPU seconds of each;
 * middle frame: PSNR/SSIM of the middle recovered frame (index 4 = the 5th of 10) against the true
   middle frame, each sample put in the better of the two time orders (chosen by clip MSE against
   the true frames: the blur cannot tell the direction; the paper does the same); compared with the
@@ -68,16 +69,20 @@ from deblurdiff.tensors import to_image, to_model  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PRIOR_GIF = RESULTS / "vdm_md_prior.gif"
 
-# (label, config overrides) of the zeta study; zeta 1.5 is the reference code's (BAIR)
+# (label, config overrides) of the sampler study: DPS's step sizes and norms (zeta 1.5 is the
+# reference code's, BAIR), then DDNM's latent projection, which has none
+DPS = {"guidance": "dps", "dc_steps": 0}
 ZETA_STUDY = [
-    ("l2, constant 1.5 (reference code)", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 1.5}),
-    ("l2, constant 15", {"dps_norm": "l2", "zeta_schedule": "constant", "zeta": 15.0}),
-    ("l2, stride 1.5", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5}),
-    ("l2, stride 0.5", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.5}),
-    ("l2, stride 0.25", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.25}),
-    ("l2, stride_ramp 1.5", {"dps_norm": "l2", "zeta_schedule": "stride_ramp", "zeta": 1.5}),
-    ("l2_squared, constant 0.5", {"dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.5}),
-    ("l2, stride 1.5 + 10 dc steps", {"dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5, "dc_steps": 10}),
+    ("l2, constant 1.5 (reference code)", {**DPS, "dps_norm": "l2", "zeta_schedule": "constant", "zeta": 1.5}),
+    ("l2, constant 15", {**DPS, "dps_norm": "l2", "zeta_schedule": "constant", "zeta": 15.0}),
+    ("l2, stride 1.5", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5}),
+    ("l2, stride 0.5", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.5}),
+    ("l2, stride 0.25", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.25}),
+    ("l2, stride_ramp 1.5", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride_ramp", "zeta": 1.5}),
+    ("l2_squared, constant 0.5", {**DPS, "dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.5}),
+    ("l2, stride 1.5 + 10 dc steps", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5,
+                                      "dc_steps": 10}),
+    ("latent projection (DDNM, no step size)", {"guidance": "latent_projection", "dc_steps": 0}),
 ]
 
 
@@ -285,10 +290,11 @@ def main(argv=None) -> dict:
     # zeta study at the short chain
     if not args.no_study:
         for label, overrides in ZETA_STUDY:
-            frames, seconds, _ = run(fast_steps, **overrides)
+            frames, seconds, cpu = run(fast_steps, **overrides)
             r = evaluate(frames, cases)
             figures[f"study {fast_steps} steps: {label}: reblur_psnr_dB"] = mean(r["reblur_psnr"])
             figures[f"study {fast_steps} steps: {label}: middle_psnr_dB"] = mean(r["middle_psnr"])
+            figures[f"study {fast_steps} steps: {label}: CPU s per image"] = cpu / n
             print(f"[{label}] re-blur {mean(r['reblur_psnr']):.2f} dB, middle {mean(r['middle_psnr']):.2f} dB, "
                   f"{seconds:.1f} s", flush=True)
 
@@ -365,7 +371,7 @@ def main(argv=None) -> dict:
     settings = {"checkpoint": str(args.checkpoint), "bench": str(args.bench or "generated in memory"),
                 "cases": f"first {n} of 32 ({m} with the full chain)", "full_steps": args.full_steps,
                 "fast_steps": fast_steps, "default_steps": cfg.default_steps, "zeta": cfg.zeta,
-                "zeta_schedule": cfg.zeta_schedule, "dps_norm": cfg.dps_norm, "dc_steps": cfg.dc_steps,
+                "guidance": cfg.guidance, "zeta_schedule": cfg.zeta_schedule, "dps_norm": cfg.dps_norm, "dc_steps": cfg.dc_steps,
                 "precision": cfg.precision, "samples": 1, "latent_scale": float(model.latent_std), "seed": args.seed,
                 "threads": torch.get_num_threads(),
                 "order": "better of forward/reversed by clip MSE vs the true frames (needs ground truth)",

@@ -324,3 +324,27 @@ def test_write_gif_puts_clips_side_by_side(tmp_path):
     assert (frames[:, :, 8:14, :3] < 8).all() and (frames[:, :, 6:8, :3] > 247).all()
     single = iio.imread(write_gif(tmp_path / "one.gif", clips[0]), index=None)
     assert single.shape[:3] == (5, 8, 6)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_latent_projection_ends_at_the_oracle_clip_moved_onto_the_blurred_latent(prediction):
+    """With a denoiser that always predicts z0, DDNM's last x0 is z0 projected onto the clips whose
+    frame mean is the blurred image's latent, whatever the noise: z0 - mean_t z0 + E(y) / scale."""
+    model = randomise_prior(tiny(latent_scale=2.5, prediction=prediction, guidance="latent_projection"))
+    z0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    model.denoiser = lambda z_t, t: model.schedule.from_x0(z0, z_t, t)
+    blurred = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        target = model.autoencoder.encode(blurred * 2 - 1) / 2.5
+        z = z0 - z0.mean(dim=1, keepdim=True) + target[:, None]
+        expected = ((model.autoencoder.decode(z.flatten(0, 1) * 2.5) + 1) / 2).clamp(0, 1).view(2, 4, 3, 16, 16)
+    for seed in (0, 1):
+        out = model.sample_frames(blurred, steps=6, generator=torch.Generator().manual_seed(seed))[:, 0]
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_guidance_options_are_checked():
+    with pytest.raises(ConfigError, match="guidance must be one of dps, latent_projection"):
+        tiny(guidance="ddnm")
+    with pytest.raises(ConfigError, match="set dc_steps to 0"):
+        tiny(guidance="latent_projection", dc_steps=3)
