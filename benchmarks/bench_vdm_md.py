@@ -60,6 +60,7 @@ from harness import RESULTS, report, timed  # noqa: E402
 
 from deblurdiff.blur.formation import middle_index  # noqa: E402
 from deblurdiff.diffusion import DecodedTemporalAverage, dps_sample  # noqa: E402
+from deblurdiff.infer import time_order_like  # noqa: E402
 from deblurdiff.methods import checkpoint_folder, shipped_checkpoint  # noqa: E402
 from deblurdiff.methods.vdm_md import VDMMD  # noqa: E402
 from deblurdiff.metrics import psnr, ssim  # noqa: E402
@@ -137,9 +138,7 @@ def evaluate(frames: torch.Tensor, cases: dict) -> dict:
     """frames (N, K, C, H, W) of one sample per case -> per-case figures."""
     truth = cases["frames"][:frames.shape[0]]
     mid = middle_index(truth.shape[1])
-    mse = lambda x: (x - truth).square().flatten(1).mean(dim=1)
-    rev = mse(frames.flip(1)) < mse(frames)
-    ordered = torch.where(rev.view(-1, 1, 1, 1, 1), frames.flip(1), frames)
+    ordered, rev = time_order_like(frames, truth)
     blur = cases["blur"][:frames.shape[0]]
     proj = (frames + blur[:, None] - frames.mean(dim=1, keepdim=True)).clamp(0, 1)
     proj = torch.where(rev.view(-1, 1, 1, 1, 1), proj.flip(1), proj)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from deblurdiff.infer import blend_window, sample_statistics, sliding_windows, tiled
+from deblurdiff.infer import blend_window, sample_statistics, sliding_windows, tiled, time_order_like
 from deblurdiff.infer.tiles import pad_to_multiple
 
 
@@ -86,6 +86,31 @@ def test_sample_statistics_matches_torch():
     stack = torch.stack(draws)
     torch.testing.assert_close(mean, stack.mean(0), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(std, stack.std(0), atol=1e-6, rtol=1e-6)
+
+
+def test_time_order_like_flips_only_the_clips_closer_reversed():
+    g = torch.Generator().manual_seed(2)
+    reference = torch.rand(3, 5, 2, 4, 4, generator=g)
+    frames = reference + 0.01 * torch.randn(reference.shape, generator=g)
+    frames[1] = frames[1].flip(0)  # clip 1 came out backwards
+    ordered, rev = time_order_like(frames, reference)
+    assert rev.tolist() == [False, True, False]
+    torch.testing.assert_close(ordered[1], frames[1].flip(0))
+    torch.testing.assert_close(ordered[[0, 2]], frames[[0, 2]])
+
+
+def test_sample_statistics_aligns_draws_before_averaging():
+    """Two draws of one clip, the second reversed: aligned to the first they agree (std 0);
+    averaged as drawn they blur into a time-symmetric clip."""
+    clip = torch.rand(1, 4, 3, 2, 2, generator=torch.Generator().manual_seed(3))
+    draws = lambda: iter([clip, clip.flip(1)])  # noqa: E731
+    it = draws()
+    mean, std = sample_statistics(lambda: next(it), 2, align=lambda first, x: time_order_like(x, first)[0])
+    torch.testing.assert_close(mean, clip)
+    assert float(std.max()) < 1e-6
+    it = draws()
+    mean, _ = sample_statistics(lambda: next(it), 2)
+    torch.testing.assert_close(mean, mean.flip(1))
 
 
 def test_pad_to_multiple_keeps_content():

@@ -348,3 +348,15 @@ def test_guidance_options_are_checked():
         tiny(guidance="ddnm")
     with pytest.raises(ConfigError, match="set dc_steps to 0"):
         tiny(guidance="latent_projection", dc_steps=3)
+
+
+def test_recover_averages_samples_in_one_time_order():
+    """Samples of one blur may come out in either direction; their mean is taken after putting
+    each in the first sample's order (else a forward and a reversed draw average to mush)."""
+    model = tiny(latent_scale=1.0)
+    clip = torch.rand(1, 4, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    model.sample_frames = lambda blurred, **kw: torch.stack([clip, clip.flip(1)], dim=1)
+    result = model.recover(clip.mean(1), samples=2, ground_truth=clip)
+    torch.testing.assert_close(result.mean, clip)
+    assert result.reversed.tolist() == [[False, True]]
+    torch.testing.assert_close(result.ordered[0, 1], clip[0])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, InputError
-from .infer import sample_statistics, sliding_windows, tiled
+from .infer import sample_statistics, sliding_windows, tiled, time_order_like
 from .infer.tiles import pad_to_multiple
 from .methods import METHODS, checkpoint_folder, method_class, shipped_checkpoint
 from .tensors import resolve_device
@@ -173,7 +173,9 @@ class Deblurrer:
         n = samples if model.stochastic else 1
         start = time.perf_counter()
         with torch.no_grad():
-            mean, std = sample_statistics(draw, n)
+            # exposure frames (B, K, ...): each draw in the first draw's time order before averaging
+            align = (lambda first, x: time_order_like(x, first)[0]) if self.kind == "exposure" else None
+            mean, std = sample_statistics(draw, n, align=align)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start

@@ -101,6 +101,7 @@ from ..diffusion import (DPS_NORMS, ZETA_SCHEDULES, DecodedTemporalAverage, dps_
 from ..errors import ConfigError, InputError, MissingWeightsError
 from ..nn.autoencoder import FrameAutoencoder
 from ..nn.video_dit import VideoDiT
+from ..infer import time_order_like
 from ..tensors import to_image, to_model
 from .autoencoder import load_trained_autoencoder, record_autoencoder_source, refuse_autoencoder_stage
 from .base import DeblurMethod
@@ -115,7 +116,8 @@ SPACING = "linspace"  # the reference code's respacing: strided chains run from 
 class ExposureResult:
     """What ``VDMMD.recover`` returns for a batch of B blurred images and S samples.
 
-    frames: (B, S, K, C, H, W) in [0, 1]; mean: (B, K, C, H, W) mean over samples;
+    frames: (B, S, K, C, H, W) in [0, 1]; mean: (B, K, C, H, W) mean over samples, each put in
+    the first sample's time order (``infer.time_order_like``) before averaging;
     reblur_psnr: (B, S) PSNR(mean_t frames, input) in dB; when ground truth was given:
     reversed: (B, S) bool, True where the reversed order matched the truth better;
     ordered: the frames put in that better order; middle_psnr: (B, S) PSNR of the middle frame
@@ -454,16 +456,15 @@ class VDMMD(DeblurMethod):
                                     progress=progress, project=project, x_T=x_T, precision=precision)
         b, s = frames.shape[:2]
         flat = frames.flatten(0, 1)
+        aligned = time_order_like(flat, frames[:, :1].expand_as(frames).flatten(0, 1))[0].view_as(frames)
         reblur = reblur_psnr(flat, blurred.repeat_interleave(s, dim=0)).view(b, s)
-        result = ExposureResult(frames=frames, mean=frames.mean(dim=1), reblur_psnr=reblur)
+        result = ExposureResult(frames=frames, mean=aligned.mean(dim=1), reblur_psnr=reblur)
         if ground_truth is not None:
             if ground_truth.shape != (b, *frames.shape[2:]):
                 raise InputError(f"ground truth must be (B, K, C, H, W) = {(b, *frames.shape[2:])}, got "
                                  f"{tuple(ground_truth.shape)}")
             truth = ground_truth.repeat_interleave(s, dim=0)
-            mse = lambda x: (x - truth).square().flatten(1).mean(dim=1)
-            rev = mse(flat.flip(1)) < mse(flat)
-            ordered = torch.where(rev.view(-1, 1, 1, 1, 1), flat.flip(1), flat)
+            ordered, rev = time_order_like(flat, truth)
             mid = middle_index(frames.shape[2])
             result.reversed = rev.view(b, s)
             result.ordered = ordered.view_as(frames)
