@@ -30,6 +30,11 @@ Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
   speed ratio; bf16 decoder against fp32 (re-blur difference, speed ratio);
 * seconds per image, today's path (fp32, 1000 steps, weights carrying gradients) against the
   shipped defaults, measured in the same run: the ratio is the figure (shared, busy CPUs);
+* ``--only cli``: wall seconds of ``deblurdiff deblur --method vdm-md`` on the first
+  ``--cli-images`` blurred images (default 8; start-up and loading included), reported to
+  ``vdm_md_cli.json``/``.md``. Run it on otherwise idle cores: the CLI uses every core, and
+  two threads on cores that training runs keep busy spend most of their time waiting (measured:
+  6x the CPU time of one thread);
 * memory: the bytes autograd keeps for one DPS step (what checkpointing changes), without and
   with activation checkpointing; on CUDA the peak allocated bytes;
 * the prior alone (``VDMMD.sample_prior``: DPS's chain without guidance, ``--prior-steps``, default
@@ -48,6 +53,7 @@ Figures (RGB, [0, 255], no crop, as ``deblurdiff.metrics``):
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -147,6 +153,27 @@ def evaluate(frames: torch.Tensor, cases: dict) -> dict:
             "middle_psnr_projected": psnr(proj[:, mid], truth[:, mid])}
 
 
+def cli_seconds(blurred: torch.Tensor, checkpoint: Path) -> float:
+    """Wall seconds of ``deblurdiff deblur --method vdm-md --images`` on these images (written as
+    PNGs to a temporary folder), start-up and model loading included: what a user waits."""
+    import subprocess
+    import tempfile
+
+    from deblurdiff.data.io import write_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in", Path(tmp) / "out"
+        for i, image in enumerate(blurred):
+            write_image(src / f"{i:02d}.png", image)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "deblurdiff", "deblur", str(src), "-o", str(out), "--method", "vdm-md",
+                        "--checkpoint", str(checkpoint), "--images", "--quiet"], check=True)
+        seconds = time.perf_counter() - start
+        if len(list(out.iterdir())) != len(blurred):
+            raise SystemExit(f"the CLI wrote {len(list(out.iterdir()))} results for {len(blurred)} images")
+    return seconds
+
+
 def real_clips(config: Path, count: int, seed: int, frames: int) -> torch.Tensor:
     """``count`` sharp clips (N, K, C, H, W) of the training data named by ``config``'s ``data``
     section, at random indices of its dataset (fixed by ``seed``): what the prior should imitate."""
@@ -226,8 +253,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-config", type=Path, default=ROOT / "configs" / "vdm-md-cpu.yaml",
                         help="config whose data section gives the real clips")
     parser.add_argument("--skip-prior", action="store_true", help="leave out the prior-samples section")
-    parser.add_argument("--only", choices=("prior",), default=None,
-                        help="run only this section (reported to vdm_md_prior.json/.md)")
+    parser.add_argument("--cli-images", type=int, default=8, help="--only cli: time the CLI on the first N images")
+    parser.add_argument("--only", choices=("prior", "cli"), default=None,
+                        help="run only this section (reported to vdm_md_prior.json/.md or vdm_md_cli.json/.md)")
     args = parser.parse_args(argv)
     if args.prior_samples < 1 or args.real_clips < 2:
         parser.error("--prior-samples must be >= 1 and --real-clips >= 2")
@@ -236,6 +264,15 @@ def main(argv=None) -> dict:
 
     model = VDMMD.from_pretrained(checkpoint_folder(args.checkpoint)).eval()
     cfg = model.config
+    if args.only == "cli":
+        images = load_cases(args.bench, args.cli_images)["blur"]
+        key = f"cli_wall_s ({len(images)} images of {cfg.image_size} px, shipped defaults, start-up included)"
+        figures = {key: cli_seconds(images, checkpoint_folder(args.checkpoint))}
+        figures["cli_wall_s per image"] = figures[key] / len(images)
+        settings = {"checkpoint": str(args.checkpoint), "guidance": cfg.guidance, "default_steps": cfg.default_steps,
+                    "precision": cfg.precision, "cpu_count": os.cpu_count(),
+                    "torch_threads (the CLI's)": torch.get_num_threads()}
+        return report("vdm_md_cli", figures, settings)
     prior_figures, prior_settings = {}, {}
     if not args.skip_prior or args.only == "prior":
         prior_figures, prior_settings = prior_section(model, args)
