@@ -65,12 +65,10 @@ Sampling options (model config, all validated when the model is built):
   the DiT M prior's forward is 1.5x cheaper in bf16 on this CPU, the tiny one's was slower). Sampling never builds gradients for the weights (they are frozen for its duration, the
   gradient is taken w.r.t. the latents only) and the final decode runs without autograd.
 
-Measured (``benchmarks/bench_vdm_md.py``, shipped tiny checkpoint, 4 exposure cases, 2 busy CPU
-cores): 50 steps with ``"stride"`` give the re-blur PSNR of 1000 steps within 0.2 dB at 1/22 of
-the time; bf16 changes it by 0.003 dB and is 1.5x faster; a 64 px image takes 1/26 to 1/32 of
-the old path's time (fp32, 1000 steps; two runs under different load). Re-blur is capped by the decoder, not by DPS: 13.9 dB against
-14.3 dB for the decoder's own reconstruction of the true frames (the tiny decoder codes frames at
-14 dB; 35 dB needs a decoder that codes them far better, e.g. ``configs/autoencoder-f4.yaml``).
+Measured (``benchmarks/bench_vdm_md.py``, the shipped DiT M prior, 4 exposure cases, one thread):
+latent projection at 50 steps re-blurs at 37.96 dB (DPS at its tuned zeta: 32.27) in 4.4 CPU s
+an image (DPS: 27.7); 1000 steps change it by 0.03 dB at 30x the time; bf16 by 0.001 dB at 1/1.36
+of the time. The decoder reconstructs the true frames at 34.8 dB and is no longer the cap.
 
 ``checkpointing=True`` switches on activation checkpointing of the DiT blocks and of the
 decoder's blocks for sampling: DPS back-propagates through both at every step, and at paper
