@@ -7,8 +7,8 @@ prediction in the schedule's ``prediction_type``); conditioning lives in a closu
 """
 from deblurdiff.diffusion.dps import DPS_NORMS, ZETA_SCHEDULES, dps_sample, residual_norms, zeta_schedule
 from deblurdiff.diffusion.guidance import cfg_denoiser
-from deblurdiff.diffusion.projection import mean_projection, projected_denoiser
 from deblurdiff.diffusion.operators import DecodedTemporalAverage, KernelBlur, TemporalAverage
+from deblurdiff.diffusion.projection import mean_projection, projected_denoiser
 from deblurdiff.diffusion.samplers import (
     SAMPLERS,
     gaussian_denoiser,
@@ -32,6 +32,7 @@ from deblurdiff.diffusion.schedules import (
 __all__ = [
     "DPS_NORMS", "PREDICTION_TYPES", "SAMPLERS", "SCHEDULE_KINDS", "DecodedTemporalAverage", "KernelBlur",
     "NoiseSchedule", "TemporalAverage", "cfg_denoiser", "dps_sample", "eps_from_v", "eps_from_x0", "gaussian_denoiser",
-    "initial_noise", "make_schedule", "make_scheduler", "mean_projection", "projected_denoiser", "residual_norms", "sample", "scheduler_step",
+    "initial_noise", "make_schedule", "make_scheduler", "mean_projection", "projected_denoiser", "residual_norms",
+    "sample", "scheduler_step",
     "v_from_x0_eps", "x0_from_eps", "x0_from_v", "ZETA_SCHEDULES", "zeta_schedule",
 ]

@@ -62,7 +62,8 @@ Sampling options (model config, all validated when the model is built):
   reference code's respacing does (diffusers' ``"linspace"``: from t = 999 down to t = 0).
 * ``precision``: ``"fp32"`` or ``"bf16"``: the decoder and the prior run under bf16 autocast
   (the decoder holds most of the cost of a DPS step, the prior all of a latent_projection step;
-  the DiT M prior's forward is 1.5x cheaper in bf16 on this CPU, the tiny one's was slower). Sampling never builds gradients for the weights (they are frozen for its duration, the
+  the DiT M prior's forward is 1.5x cheaper in bf16 on this CPU, the tiny one's was slower).
+  Sampling never builds gradients for the weights (they are frozen for its duration, the
   gradient is taken w.r.t. the latents only) and the final decode runs without autograd.
 
 Measured (``benchmarks/bench_vdm_md.py``, the shipped DiT M prior, 4 exposure cases, one thread):
@@ -97,9 +98,9 @@ from ..blur.formation import middle_index
 from ..diffusion import (DPS_NORMS, ZETA_SCHEDULES, DecodedTemporalAverage, dps_sample, make_schedule,
                          mean_projection, projected_denoiser, sample, zeta_schedule)
 from ..errors import ConfigError, InputError, MissingWeightsError
+from ..infer import time_order_like
 from ..nn.autoencoder import FrameAutoencoder
 from ..nn.video_dit import VideoDiT
-from ..infer import time_order_like
 from ..tensors import to_image, to_model
 from .autoencoder import load_trained_autoencoder, record_autoencoder_source, refuse_autoencoder_stage
 from .base import DeblurMethod
