@@ -24,8 +24,9 @@ def sample_statistics(draw: Callable[[], torch.Tensor], samples: int,
                       align: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Call ``draw()`` ``samples`` times; return (mean, std) with a running (Welford) update,
-    so memory stays at two outputs however many samples are drawn. ``align(first, x)``, when
-    given, maps each later draw before it is counted (e.g. into the first draw's time order)."""
+    so memory stays at two outputs however many samples are drawn (three with ``align``).
+    ``align(first, x)``, when given, maps each later draw before it is counted (e.g. into the
+    first draw's time order)."""
     mean = m2 = first = None
     for i in range(1, samples + 1):
         x = draw().double()

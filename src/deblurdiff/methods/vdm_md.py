@@ -54,8 +54,8 @@ Sampling options (model config, all validated when the model is built):
   frames: on the benchmark's exposures the mean of the frames' latents is 1.0% (relative) from
   the blurred image's latent, and decoding it re-blurs at 37.4 dB against 38.0 for E(y). A step
   is one prior forward, no gradient, no step size; the measurement is met exactly in the latent
-  space (4 exposure cases, shipped prior, 50 steps: re-blur 37.96 against 32.69 for tuned DPS,
-  middle frame 27.41 against 26.46). ``zeta``, ``zeta_schedule``, ``dps_norm`` and ``dc_steps``
+  space (``bench_vdm_md``, 4 exposure cases, shipped prior, 50 steps: re-blur 37.96 against 32.27
+  for tuned DPS, middle frame 27.29 against 26.33). ``zeta``, ``zeta_schedule``, ``dps_norm`` and ``dc_steps``
   are DPS's and play no part in it.
 * ``default_steps``: the chain ``restore`` runs (the CLI's default); ``fast_steps``: the short chain
   the benchmark compares with 1000 steps. Chains are strided over the 1000 train timesteps as the
