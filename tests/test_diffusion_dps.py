@@ -82,6 +82,9 @@ def test_dps_seeded_and_validated(problem):
                    problem["schedule"], steps=5, x_T=torch.zeros(2, DIM))
     with pytest.raises(ConfigError, match="norm"):
         run(problem, 2, 0.3, norm="l1", steps=5)
+    # A step that overshoots grows the sample geometrically: refused with the fix, not returned as NaN.
+    with pytest.raises(ConfigError, match="diverged.*lower zeta"):
+        run(problem, 2, 1e6, norm="l2_squared", steps=50)
 
 
 def test_dps_through_a_decoder(problem):

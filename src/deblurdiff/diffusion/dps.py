@@ -106,6 +106,11 @@ def dps_sample(denoiser: Callable, operator: Callable, y: torch.Tensor, shape, s
             (grad,) = torch.autograd.grad(_consistency_loss(norms, norm), x)
         x_prev = scheduler.step(pred.detach(), t, x.detach(), generator=generator).prev_sample
         x = x_prev - step_size(int(t)) * grad
+        if not torch.isfinite(x).all():
+            raise ConfigError(f"DPS diverged at timestep {int(t)} (step {i + 1} of {len(scheduler.timesteps)}): "
+                              f"the guidance step zeta={step_size(int(t)):g} is too large for norm {norm!r} on "
+                              f"this measurement; lower zeta (norm 'l2_squared' grows with the residual, "
+                              f"'l2' and 'normalized' do not)")
         if callback is not None:
             callback(i, int(t), x, norms.detach())
     dc_size = step_size(int(t)) if dc_zeta is None else float(dc_zeta)
