@@ -87,7 +87,9 @@ ZETA_STUDY = [
     ("l2, stride 0.5", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.5}),
     ("l2, stride 0.25", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 0.25}),
     ("l2, stride_ramp 1.5", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride_ramp", "zeta": 1.5}),
-    ("l2_squared, constant 0.5", {**DPS, "dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.5}),
+    # the squared norm's step grows with the residual: measured on these 4 cases at 50 steps, zeta 0.5 and
+    # 0.05 diverge, 0.01 re-blurs at 4.7 dB, 0.002 at 12.2, 0.0005 at 11.3: no step size that works
+    ("l2_squared, constant 0.002", {**DPS, "dps_norm": "l2_squared", "zeta_schedule": "constant", "zeta": 0.002}),
     ("l2, stride 1.5 + 10 dc steps", {**DPS, "dps_norm": "l2", "zeta_schedule": "stride", "zeta": 1.5,
                                       "dc_steps": 10}),
     ("latent projection (DDNM, no step size)", {"guidance": "latent_projection", "dc_steps": 0}),
