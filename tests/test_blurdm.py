@@ -249,3 +249,31 @@ def test_blur_prior_chain_with_oracle_estimators_recovers_sharp_latent():
         levels[round(float(t_frac[0]) * 5) - 1], levels[round(float(t_frac[0]) * 5)], s, round(float(t_frac[0]) * 5))
     z0 = prior(blur)
     torch.testing.assert_close(z0, z_sharp, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_latent_norm_varies_across_images_and_stage2_keeps_the_frozen_statistics():
+    """``latent_norm: batch``: every latent dimension varies between images at unit scale (a
+    per-vector norm leaves a nearly constant vector: the reason for the option); the frozen sharp
+    encoder gives stage 2 its targets with its running statistics and does not move them."""
+    from deblurdiff.nn.latent_encoder import LatentEncoder
+
+    torch.manual_seed(0)
+    images = torch.rand(16, 3, 32, 32) * 2 - 1, torch.rand(16, 3, 32, 32) * 2 - 1
+    spread = {}
+    for norm in ("layer", "batch"):
+        z = LatentEncoder(width=8, dim=16, resblocks=1, norm=norm)(*images).detach()
+        spread[norm] = float(z.var(0).mean() / z.pow(2).mean())
+    assert spread["layer"] < 0.05 and spread["batch"] > 0.9, spread
+    m = tiny(latent_norm="batch")
+    stats = m.sharp_encoder.norm.running_mean.clone(), m.sharp_encoder.norm.running_var.clone()
+    batch = {"blur": torch.rand(4, 3, 16, 16), "sharp": torch.rand(4, 3, 16, 16), "stage": "stage2",
+             "stage_options": {"progressive": 1.0}}
+    m.train()
+    m.training_loss(batch)
+    assert torch.equal(m.sharp_encoder.norm.running_mean, stats[0])
+    assert torch.equal(m.sharp_encoder.norm.running_var, stats[1])
+    assert m.sharp_encoder.training  # the mode is restored
+    m.training_loss({**batch, "stage": "stage1"})  # stage 1 trains it: its statistics move
+    assert not torch.equal(m.sharp_encoder.norm.running_mean, stats[0])
+    with pytest.raises(ConfigError, match="latent_norm"):
+        tiny(latent_norm="group")

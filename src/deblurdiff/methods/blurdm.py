@@ -23,18 +23,32 @@ official loaders feed [0, 1], ``ZeroToOne=True`` in deblur_predict_ddp.py), ``fu
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 
 from ..diffusion.blur_process import closed_form_blur, make_prior, progressive_blur
 from ..errors import ConfigError
-from ..nn.latent_encoder import LatentEncoder
+from ..nn.latent_encoder import NORM_ALIASES, NORMS, LatentEncoder
 from ..tensors import to_image, to_model
 from .base import DeblurMethod
 from .regression import backbone_loss, build_backbone, check_blurred, check_pair, check_value_range, final_output
 
 PHASES = ("sharp", "diffusion", "joint")
+
+
+@contextmanager
+def _eval_mode(module: torch.nn.Module):
+    """The frozen sharp encoder gives stage 2 its targets with its running statistics (a
+    ``latent_norm: batch`` encoder in train mode would normalise by the batch's and drift them)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 STAGE_NAME_PHASES = {"stage1": "sharp", "stage2": "diffusion", "stage3": "joint", "main": "joint",
                      "sharp": "sharp", "diffusion": "diffusion", "joint": "joint"}
 
@@ -52,11 +66,13 @@ class BlurDM(DeblurMethod):
                  latent_width: int = 64, latent_dim: int = 256, latent_resblocks: int = 6,
                  estimator_depth: int = 5, timesteps: int = 5, beta_start: float = 0.0, beta_end: float = 0.02,
                  a_start: float = 1.0, a_end: float = 2.0, fft_weight: float = 0.1, value_range: str = "signed",
-                 fusion: str = "residual", latent_norm: bool = True, estimator_activation: bool = False):
+                 fusion: str = "residual", latent_norm: bool | str = True, estimator_activation: bool = False):
         super().__init__()
         check_value_range(value_range)
         if fusion not in ("residual", "official"):
             raise ConfigError(f"fusion must be 'residual' (ours) or 'official' (x * k + v), got {fusion!r}")
+        if NORM_ALIASES.get(latent_norm, latent_norm) not in NORMS:
+            raise ConfigError(f"latent_norm must be one of {NORMS} (or true / false), got {latent_norm!r}")
         self.backbone = build_backbone(backbone, backbone_options, prior_dim=latent_dim, fusion=fusion)
         encoder = lambda: LatentEncoder(width=latent_width, dim=latent_dim, resblocks=latent_resblocks,  # noqa: E731
                                         norm=latent_norm)
@@ -93,14 +109,15 @@ class BlurDM(DeblurMethod):
         return self._diffusion_loss(blur, sharp, batch)
 
     def _diffusion_loss(self, blur, sharp, batch) -> dict:
-        with torch.no_grad():
+        with torch.no_grad(), _eval_mode(self.sharp_encoder):
             z_sharp = self.sharp_encoder(blur, sharp)
         z0, chain, eps = self.prior(blur, return_chain=True)
         prior_l1 = F.l1_loss(z0, z_sharp)
         result = {"loss": prior_l1, "prior_l1": prior_l1.detach()}
         weight = float((batch.get("stage_options") or {}).get("progressive", 0.0))
         if weight > 0 and self.config.prior == "blur":
-            levels = self._level_targets(blur, sharp, z_sharp, batch.get("subframes"))
+            with _eval_mode(self.sharp_encoder):
+                levels = self._level_targets(blur, sharp, z_sharp, batch.get("subframes"))
             sched = self.prior.schedule
             # chain[j] is level T - j; a deterministic chain keeps the start noise: Z_t = B_t + bb_t eps
             terms = [F.l1_loss(chain[sched.timesteps - t], levels[t] + sched.beta_bar[t] * eps)

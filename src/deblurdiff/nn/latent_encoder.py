@@ -12,6 +12,16 @@ of ``prior_fusion.py`` the model reaches 26.85, level with the backbone alone. I
 parameters, so official weights still load; ``norm=False`` drops it (the official encoder,
 which imported checkpoints use).
 
+``norm="batch"`` standardises each latent dimension across the batch instead (``BatchNorm1d``
+without affine parameters; running statistics at inference). Why: a globally pooled feature is
+nearly the same vector for every image, and a per-vector norm keeps it so. Measured on 32
+held-out 128 px crops: at initialisation the part of the latent that varies between images is
+0.1% of its energy; in the shipped BlurDM, trained 200 stage-1 steps, 0.05%; after 6000 stage-1
+steps still 0.14%. There the backbone scored the same with every image's own sharp prior, with
+the priors shuffled between images and with their mean (31.21 dB each): the PFMs had learnt a
+constant bias, not a prior. Standardised across images, every dimension varies at unit scale
+from the first step.
+
 The sharp encoder is ``LE(blur, sharp)``, the blur encoder ``LE(blur, blur)``: the same
 architecture with separate weights.
 """
@@ -22,6 +32,10 @@ from einops import reduce
 from torch import nn
 
 from .nafnet import pad_to_multiple
+
+
+NORMS = ("layer", "batch", "none")
+NORM_ALIASES = {True: "layer", False: "none"}
 
 
 class ResBlock(nn.Module):
@@ -40,8 +54,11 @@ class LatentEncoder(nn.Module):
     """Two images ``(B, C, H, W)`` in [-1, 1] -> ``(B, dim)`` (replicate-padded to a multiple of ``downscale``)."""
 
     def __init__(self, in_channels: int = 3, inputs: int = 2, width: int = 64, dim: int = 256,
-                 resblocks: int = 6, downscale: int = 4, norm: bool = True):
+                 resblocks: int = 6, downscale: int = 4, norm: bool | str = True):
         super().__init__()
+        norm = NORM_ALIASES.get(norm, norm)
+        if norm not in NORMS:
+            raise ValueError(f"latent norm must be one of {NORMS} (or True / False), got {norm!r}")
         self.downscale = downscale
         self.unshuffle = nn.PixelUnshuffle(downscale)
         act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
@@ -51,7 +68,9 @@ class LatentEncoder(nn.Module):
                                   nn.Conv2d(2 * width, 2 * width, 3, padding=1), act(),
                                   nn.Conv2d(2 * width, dim, 3, padding=1), act())
         self.mlp = nn.Sequential(nn.Linear(dim, dim), act(), nn.Linear(dim, dim), act())
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False) if norm else nn.Identity()
+        self.norm = {"layer": lambda: nn.LayerNorm(dim, elementwise_affine=False),
+                     "batch": lambda: nn.BatchNorm1d(dim, affine=False),
+                     "none": nn.Identity}[norm]()
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.unshuffle(pad_to_multiple(im, self.downscale)[0]) for im in images], dim=1)
