@@ -12,8 +12,10 @@ the backbone alone measured in the same run (CPU: ratios only).
 Use of the prior (``prior_*`` figures): each BlurDM's backbone run on the same pairs with the
 sampled prior (as shipped), the sharp encoder's latent of the true pair (the oracle the diffusion is
 trained to reach: what the prior could carry at best), no prior (every fusion the identity) and the
-sampled prior of another image; plus the spread of the oracle latent across images relative to its
-RMS. A backbone that scores the same under all four ignores its prior, whatever BlurDM adds.
+sampled prior of another image, the oracle of another image and the oracle latents' mean; plus the
+spread of the oracle latent across images relative to its RMS. A backbone that scores the same under
+all of them ignores its prior, whatever BlurDM adds; one that scores the same with its own oracle,
+another image's and their mean, but lower with none, uses the prior as a constant bias only.
 
     python benchmarks/bench_blurdm.py [--data DIR] [--seeds 3]
 
@@ -70,7 +72,7 @@ def restore_all(model, blur, seed, batch=4):
 
 @torch.no_grad()
 def prior_use(model: BlurDM, blur: torch.Tensor, sharp: torch.Tensor, seed: int = 0, batch: int = 4) -> dict:
-    """PSNR of the backbone under the sampled, oracle, no and another image's prior (module docstring)."""
+    """PSNR of the backbone under the priors of the module docstring."""
     from deblurdiff.methods.blurdm import final_output
     from deblurdiff.tensors import to_image, to_model
 
@@ -79,7 +81,8 @@ def prior_use(model: BlurDM, blur: torch.Tensor, sharp: torch.Tensor, seed: int 
     gen = torch.Generator().manual_seed(seed)
     sampled = torch.cat([model.prior(b[i:i + batch], generator=gen) for i in range(0, len(b), batch)])
     oracle = torch.cat([model.sharp_encoder(b[i:i + batch], s[i:i + batch]) for i in range(0, len(b), batch)])
-    priors = {"sampled": sampled, "oracle": oracle, "none": None, "other image": sampled.roll(1, 0)}
+    priors = {"sampled": sampled, "oracle": oracle, "none": None, "other image": sampled.roll(1, 0),
+              "oracle of another image": oracle.roll(1, 0), "mean oracle": oracle.mean(0, keepdim=True).expand_as(oracle)}
     out = {}
     for name, z in priors.items():
         restored = torch.cat([to_image(final_output(model.backbone(b[i:i + batch], None if z is None else z[i:i + batch])), vr)
