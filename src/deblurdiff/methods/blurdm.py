@@ -37,6 +37,8 @@ from .base import DeblurMethod
 from .regression import backbone_loss, build_backbone, check_blurred, check_pair, check_value_range, final_output
 
 PHASES = ("sharp", "diffusion", "joint")
+STAGE_NAME_PHASES = {"stage1": "sharp", "stage2": "diffusion", "stage3": "joint", "main": "joint",
+                     "sharp": "sharp", "diffusion": "diffusion", "joint": "joint"}
 
 
 @contextmanager
@@ -49,8 +51,6 @@ def _eval_mode(module: torch.nn.Module):
         yield module
     finally:
         module.train(was_training)
-STAGE_NAME_PHASES = {"stage1": "sharp", "stage2": "diffusion", "stage3": "joint", "main": "joint",
-                     "sharp": "sharp", "diffusion": "diffusion", "joint": "joint"}
 
 
 class BlurDM(DeblurMethod):
