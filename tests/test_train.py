@@ -219,6 +219,24 @@ def test_lr_schedule_and_stage_plan():
         plan_stages(parse_config(raw_config(max_steps=2)))
 
 
+def test_stage_lr_scale_multiplies_the_lr_of_matching_parameters(tmp_path):
+    """Adam's first step moves every weight with a gradient by about its lr: 4x for the scaled tail."""
+    raw = raw_config(max_steps=3, ema_decay=0.0, optimizer="adam", lr_schedule="constant", warmup_steps=0,
+                     ckpt_every=1, weight_decay=0.0)
+    raw["stages"][0]["lr_scale"] = {"tail\\..*": 4.0}
+    torch.manual_seed(0)
+    method = TinyConvDeblur(channels=8, blocks=1)
+    start = {k: v.clone() for k, v in method.state_dict().items()}
+    run(parse_config(raw), tmp_path, max_steps=1, method=method)
+    moved = {k: float((method.state_dict()[k] - start[k]).abs().max()) for k in start}
+    assert max(v for k, v in moved.items() if k.startswith("head.")) == pytest.approx(3e-3, rel=1e-3)
+    assert max(v for k, v in moved.items() if k.startswith("tail.")) == pytest.approx(1.2e-2, rel=1e-3)
+    run(parse_config(raw), tmp_path, max_steps=3, resume="auto", method=method)  # the groups resume
+    raw["stages"][0]["lr_scale"] = {"tail\\..*": 0}
+    with pytest.raises(ConfigError, match="lr_scale.*positive"):
+        plan_stages(parse_config(raw))
+
+
 def test_bf16_autocast_and_grad_accumulation_run(tmp_path):
     cfg = parse_config(raw_config(mixed_precision="bf16", grad_accum=2, max_steps=3, channels_last=True))
     final = run(cfg, tmp_path)

@@ -92,6 +92,10 @@ class StageConfig:
     steps: int | None = None
     trainable: list = field(default_factory=lambda: [".*"])
     lr: float | None = None
+    # Learning-rate multipliers by parameter name: {regex: factor}, the first full match wins, the
+    # rest train at the stage's lr. Why: a zero-initialised fusion layer passes almost no gradient
+    # to the encoder behind it, so a new branch on a trained backbone can need a faster lr.
+    lr_scale: dict = field(default_factory=dict)
     loss: dict = field(default_factory=dict)
 
 

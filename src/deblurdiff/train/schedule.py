@@ -25,6 +25,7 @@ class PlannedStage:
     lr: float
     trainable: list
     loss: dict
+    lr_scale: dict = None
 
     @property
     def end(self) -> int:
@@ -46,13 +47,18 @@ def plan_stages(cfg: ExperimentConfig, file: str = "<config>") -> list[PlannedSt
         if steps <= 0:
             raise ConfigError(f"{file}: stages[{i}] ('{stage.name}') has {steps} steps; give it a positive "
                               "'steps' (or raise train.max_steps)")
-        for pattern in stage.trainable:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ConfigError(f"{file}: stages[{i}].trainable: bad regex {pattern!r}: {exc}") from None
+        for key, patterns in (("trainable", stage.trainable), ("lr_scale", stage.lr_scale)):
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigError(f"{file}: stages[{i}].{key}: bad regex {pattern!r}: {exc}") from None
+        for pattern, factor in stage.lr_scale.items():
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 0:
+                raise ConfigError(f"{file}: stages[{i}].lr_scale[{pattern!r}] must be a positive number "
+                                  f"(a multiplier of the stage's lr), got {factor!r}")
         planned.append(PlannedStage(i, stage.name, start, steps, stage.lr if stage.lr is not None else cfg.train.lr,
-                                    list(stage.trainable), dict(stage.loss)))
+                                    list(stage.trainable), dict(stage.loss), dict(stage.lr_scale)))
         start += steps
     names = [s.name for s in planned]
     if len(set(names)) != len(names):
@@ -78,6 +84,20 @@ def select_trainable(module: torch.nn.Module, patterns: list[str], stage_name: s
         raise ConfigError(f"stage '{stage_name}': trainable patterns {patterns} match no parameter; "
                           f"parameter names look like: {sample}")
     return names
+
+
+def param_groups(module: torch.nn.Module, lr: float, lr_scale: dict | None) -> list[dict]:
+    """The trainable parameters as optimizer groups: one at ``lr`` and one per ``lr_scale`` pattern
+    that matches (the first full match wins), at ``lr`` times its factor. Empty groups are left out,
+    so a stage without ``lr_scale`` is one group; the stage-lr group comes first (the one the log prints)."""
+    compiled = [(re.compile(p), float(f)) for p, f in (lr_scale or {}).items()]
+    buckets: dict = {}
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        factor = next((f for c, f in compiled if c.fullmatch(name)), 1.0)
+        buckets.setdefault(factor, []).append(param)
+    return [{"params": params, "lr": lr * factor} for factor, params in sorted(buckets.items(), key=lambda kv: kv[0] != 1.0)]
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:

@@ -34,7 +34,7 @@ from .config import DataConfig, ExperimentConfig
 from .data import ShardedBatches, StreamPosition, batch_stream, derive_seed, seed_everything
 from .ema import WeightEMA
 from .logging import RunLog, validate
-from .schedule import make_scheduler, plan_stages, select_trainable, stage_at
+from .schedule import make_scheduler, param_groups, plan_stages, select_trainable, stage_at
 
 
 class TrainingDiverged(DeblurDiffError):
@@ -280,7 +280,7 @@ def run(cfg: ExperimentConfig, out_dir, max_steps: int | None = None, resume: st
             accelerator.free_memory()
             select_trainable(method, stage.trainable, stage.name)
             params = [p for p in method.parameters() if p.requires_grad]
-            optimizer = _build_optimizer(tc, params, stage.lr)
+            optimizer = _build_optimizer(tc, param_groups(method, stage.lr, stage.lr_scale), stage.lr)
             scheduler = make_scheduler(optimizer, stage, tc.warmup_steps, tc.lr_schedule, tc.min_lr)
             if checkpoint is not None and saved_stage == stage.index and step > stage.start:
                 load_optimizer(optimizer, checkpoint)
