@@ -55,7 +55,7 @@ PLAN = (
     # ablation of the shipped BlurDM, so the benchmark's two rows compare the prior and nothing else.
     Run("nafnet-continued", "configs/nafnet-cpu-continued.yaml", 1500, init="nafnet"),
     # The shipped NAFNet: that ablation continued for the backbone steps of BlurDM's long recipe.
-    Run("nafnet-long", "configs/nafnet-cpu-long.yaml", 4000, init="nafnet-continued", ship_as="nafnet"),
+    Run("nafnet-long", "configs/nafnet-cpu-long.yaml", 7000, init="nafnet-continued", ship_as="nafnet"),
     Run("blurdm", "configs/blurdm-cpu.yaml", 1800, init="nafnet", init_strict=False, ship_as="blurdm"),
     Run("blurdm-ddpm", "configs/blurdm-ddpm-cpu.yaml", 1800, init="nafnet", init_strict=False,
         ship_as="blurdm/ddpm-prior"),
