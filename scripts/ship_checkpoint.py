@@ -15,6 +15,9 @@ weights (``--chain``: how to reproduce them) and what this script changed:
 * ``--bf16 PREFIX`` (repeatable): tensors whose names start with PREFIX are stored as bfloat16,
   halving their size in the repository; loading upcasts them to the model's float32. Measure the
   effect on the benchmark before shipping (``benchmarks/bench_vdm_md.py --checkpoint`` on both).
+* ``--set KEY=VALUE`` (repeatable): an inference default in ``config.json`` chosen by measurement
+  after training (``--set steps=1``); VALUE is read as JSON (a bare word is a string). Only keys the
+  config already has, so a typo cannot ship silently; the changes are recorded in ``training.json``.
 
 The folder is written next to the target and renamed into place once complete.
 """
@@ -70,6 +73,21 @@ def swap_autoencoder(tensors: dict, name: str) -> None:
         tensors[key] = ae[key]
 
 
+def config_settings(items: list[str], config: dict) -> dict:
+    """``KEY=VALUE`` strings as a dict, VALUE parsed as JSON; keys the config lacks are refused."""
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in config:
+            known = ", ".join(k for k in sorted(config) if not k.startswith("_"))
+            sys.exit(f"error: --set {item!r}: give KEY=VALUE with a key of the checkpoint's config.json: {known}")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
@@ -77,10 +95,15 @@ def main(argv=None) -> None:
     ap.add_argument("--chain", required=True, help="the runs that made these weights, in order (how to reproduce)")
     ap.add_argument("--autoencoder", default=None, help="swap in this shipped autoencoder's weights")
     ap.add_argument("--bf16", action="append", default=[], metavar="PREFIX", help="store these tensors as bfloat16")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                    help="change an inference default in config.json (VALUE as JSON)")
     args = ap.parse_args(argv)
 
     source = weights_folder(args.folder)
     record = run_record(args.folder)
+    config = json.loads((source / "config.json").read_text())
+    settings = config_settings(args.settings, config)
+    config.update(settings)
     tensors = load_file(str(source / WEIGHT_FILE))
     if args.autoencoder:
         swap_autoencoder(tensors, args.autoencoder)
@@ -90,13 +113,13 @@ def main(argv=None) -> None:
 
     target = WEIGHTS / args.name
     record.update(chain=args.chain, weights="EMA", source=str(args.folder), autoencoder_swapped=args.autoencoder,
-                  stored_bf16_prefixes=args.bf16)
+                  stored_bf16_prefixes=args.bf16, config_set=settings)
     with atomic_dir(target) as tmp:
         if target.is_dir():  # keep sub-checkpoints (e.g. blurdm/ddpm-prior)
             for child in target.iterdir():
                 if child.is_dir():
                     shutil.copytree(child, tmp / child.name)
-        shutil.copy2(source / "config.json", tmp / "config.json")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file(tensors, str(tmp / WEIGHT_FILE))
         (tmp / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / 1e6

@@ -79,3 +79,15 @@ def test_refuses_an_autoencoder_with_another_encoder(tmp_path, script):
 def test_names_a_folder_without_weights(tmp_path, script):
     with pytest.raises(SystemExit, match="final/ or checkpoints/step-N/"):
         script.main([str(tmp_path), "vdm-md", "--chain", "x"])
+
+
+def test_set_changes_an_inference_default_and_refuses_an_unknown_key(tmp_path, script):
+    folder = step_folder(tmp_path / "run", tiny(0))
+    with pytest.raises(SystemExit, match="num_stepz"):
+        script.main([str(folder), "vdm-md", "--chain", "x", "--set", "num_stepz=3"])
+    assert not (tmp_path / "weights" / "vdm-md").exists()
+    default = VDMMD.from_pretrained(folder / "ema").config.image_size
+    script.main([str(folder), "vdm-md", "--chain", "x", "--set", f"image_size={default * 2}"])
+    target = tmp_path / "weights" / "vdm-md"
+    assert VDMMD.from_pretrained(target).config.image_size == default * 2
+    assert json.loads((target / "training.json").read_text())["config_set"] == {"image_size": default * 2}
