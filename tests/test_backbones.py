@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from deblurdiff.errors import ConfigError
 from deblurdiff.methods.regression import MIMOUNetDeblur, NAFNetDeblur, fft_charbonnier
 from deblurdiff.nn.latent_encoder import LatentEncoder
 from deblurdiff.nn.mimo_unet import MIMOUNet
@@ -89,3 +90,25 @@ def test_regression_overfits_and_round_trips(tmp_path, cls, kw):
     assert err(m.restore(blur)) < err(blur)
     m.save_pretrained(tmp_path / "c")
     torch.testing.assert_close(cls.from_pretrained(tmp_path / "c").eval().restore(blur), m.restore(blur))
+
+
+def test_mimo_unet_stage_loss_psnr_is_minus_psnr_summed_over_scales():
+    torch.manual_seed(0)
+    model = MIMOUNetDeblur(base_channel=8, num_res=1)
+    blur, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    batch = {"blur": blur, "sharp": sharp, "stage_options": {"loss": "psnr"}}
+    torch.manual_seed(1)
+    loss = float(model.training_loss(batch)["loss"])
+    with torch.no_grad():
+        outputs = model.backbone(blur * 2 - 1)
+    expected = 0.0
+    for out in outputs:
+        target = torch.nn.functional.interpolate(sharp * 2 - 1, size=out.shape[-2:], mode="bilinear",
+                                                 align_corners=False)
+        mse = ((out - target) ** 2).flatten(1).mean(1)
+        expected += float((10 * torch.log10(mse + 1e-8)).mean())
+    assert loss == pytest.approx(expected, rel=1e-4)
+    paper = float(model.training_loss({"blur": blur, "sharp": sharp})["loss"])
+    assert paper > 0 and paper != pytest.approx(loss)  # Charbonnier + FFT by default
+    with pytest.raises(ConfigError, match="paper, psnr"):
+        model.training_loss({**batch, "stage_options": {"loss": "l1"}})
