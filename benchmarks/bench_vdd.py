@@ -156,28 +156,32 @@ def main(argv=None) -> dict:
     parser.add_argument("--ablation", type=Path, default=Path("runs/vdd-tiny-nocoherence/final"),
                         help="lambda = 0 model trained with the same budget (configs/vdd-tiny-nocoherence.yaml)")
     parser.add_argument("--clips", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=4, help="first N frames of each clip")
-    parser.add_argument("--crop", type=int, default=64, help="centre crop side (0 = full 128x128 frames)")
-    parser.add_argument("--steps", type=int, default=10, help="DDIM steps (the method's default is 50)")
+    parser.add_argument("--frames", type=int, default=12, help="first N frames of each clip")
+    parser.add_argument("--crop", type=int, default=0, help="centre crop side (0 = full 128x128 frames)")
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's)")
+    parser.add_argument("--step-counts", default="1,2,15", help="DDIM step counts of the sampling table")
     parser.add_argument("--scales", default="1,2,3,4,5", help="CFG scales of the table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip the old/new speed comparison")
     parser.add_argument("--speed-frames", type=int, default=12)
     parser.add_argument("--speed-size", type=int, default=192)
-    parser.add_argument("--new-steps", type=int, default=10, help="DDIM steps of the new path's projection")
+    parser.add_argument("--new-steps", type=int, default=None, help="DDIM steps of the new path's projection "
+                        "(default: the checkpoint's)")
     parser.add_argument("--old-steps", type=int, default=50, help="DDIM steps of the old path (the shipped default before issue 17)")
     parser.add_argument("--measure-steps", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 3),
                         help="the two step counts each path is timed at")
     parser.add_argument("--repeats", type=int, default=1, help="timings per path and step count (fastest kept)")
-    # 4 real frames = one VDD window: measured 150 s of one CPU thread (37.6 s/frame) for the shipped
-    # checkpoint on the 320x320 crop, 10 DDIM steps; all 20 frames are 9 windows (about 9x that).
-    add_real_arguments(parser, frames=4)
+    # 8 real frames = one window of the shipped VDD (the tiny one had 4: 150 s of one CPU thread on the
+    # 320x320 crop at 10 DDIM steps); all 20 frames are 4 windows.
+    add_real_arguments(parser, frames=8)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     clips = load_clips(args.bench, args.clips, args.frames, args.crop)
     model = VDD.from_pretrained(args.checkpoint).eval()
+    args.steps = args.steps or int(model.config.steps)
+    args.new_steps = args.new_steps or int(model.config.steps)
     default_scale = float(model.config.guidance_scale)
     scales = [float(s) for s in args.scales.split(",")]
 
@@ -190,6 +194,12 @@ def main(argv=None) -> dict:
             table.append({"cfg_scale": scale, "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4),
                           "temporal_error": round(result["temporal_error"], 3)})
     shipped = by_scale[default_scale]
+    for count in sorted({int(c) for c in args.step_counts.split(",")} | {args.steps}):
+        # one step from pure noise returns the model's x0 estimate (the mean); more steps draw a sample
+        result = shipped if count == args.steps else scores(restore_all(model, clips, count, default_scale,
+                                                                           args.seed), clips)
+        table.append({"steps": count, "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4),
+                      "temporal_error": round(result["temporal_error"], 3)})
     figures = {
         "blurry_psnr": blurry["psnr"], "blurry_ssim": blurry["ssim"], "blurry_temporal_error": blurry["temporal_error"],
         "vdd_psnr": shipped["psnr"], "vdd_ssim": shipped["ssim"], "vdd_temporal_error": shipped["temporal_error"],
