@@ -67,7 +67,8 @@ def build_backbone(name: str, options: dict | None, prior_dim: int = 0, fusion: 
 LOSSES = ("paper", "psnr")
 
 
-def backbone_loss(name: str, output, sharp_m: torch.Tensor, fft_weight: float = 0.1, kind: str = "paper") -> torch.Tensor:
+def backbone_loss(name: str, output, sharp_m: torch.Tensor, fft_weight: float = 0.1,
+                  kind: str = "paper") -> torch.Tensor:
     """``kind`` "paper": NAFNet's PSNR loss; MIMO-UNet's multi-scale Charbonnier + ``fft_weight`` x FFT
     Charbonnier. "psnr": the PSNR loss for either, at each of MIMO-UNet's scales (the metric the
     benchmark scores, set per stage: ``loss: {loss: psnr}``)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,7 +25,7 @@ class PlannedStage:
     lr: float
     trainable: list
     loss: dict
-    lr_scale: dict = None
+    lr_scale: dict = field(default_factory=dict)
 
     @property
     def end(self) -> int:
@@ -97,7 +97,8 @@ def param_groups(module: torch.nn.Module, lr: float, lr_scale: dict | None) -> l
             continue
         factor = next((f for c, f in compiled if c.fullmatch(name)), 1.0)
         buckets.setdefault(factor, []).append(param)
-    return [{"params": params, "lr": lr * factor} for factor, params in sorted(buckets.items(), key=lambda kv: kv[0] != 1.0)]
+    ordered = sorted(buckets.items(), key=lambda item: item[0] != 1.0)
+    return [{"params": params, "lr": lr * factor} for factor, params in ordered]
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
