@@ -136,6 +136,20 @@ def test_sample_timesteps_seeded_and_in_range():
     assert len(torch.unique(t1)) == 50
 
 
+def test_sample_timesteps_terminal_share():
+    """A terminal share puts that share of the draws at the last timestep; 0 draws exactly as before."""
+    sched = make_schedule(num_train_timesteps=50)
+    plain = sched.sample_timesteps(4096, torch.Generator().manual_seed(3))
+    assert torch.equal(sched.sample_timesteps(4096, torch.Generator().manual_seed(3), terminal_share=0.0), plain)
+    assert bool((sched.sample_timesteps(64, torch.Generator().manual_seed(3), terminal_share=1.0) == 49).all())
+    half = sched.sample_timesteps(4096, torch.Generator().manual_seed(3), terminal_share=0.5)
+    share = float((half == 49).float().mean())
+    assert 0.47 < share < 0.54          # 0.5 + the uniform draws' own 1/50 of the other half
+    assert int(half.min()) == 0 and len(torch.unique(half)) == 50
+    with pytest.raises(ConfigError, match="terminal_share"):
+        sched.sample_timesteps(4, terminal_share=1.5)
+
+
 def test_from_x0_where_alpha_bar_is_one():
     """A schedule starting at beta = 0: x_t = x0 at t = 0, any eps fits; from_x0 must not give 0/0."""
     for prediction_type in ("eps", "v"):

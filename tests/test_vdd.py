@@ -120,6 +120,24 @@ def test_v_prediction_oracle_has_zero_loss():
     assert model.training_loss(dict(batch, stage="stage2"))["base"].item() > 1e-3
 
 
+def test_terminal_share_stage_option_trains_the_one_step_output():
+    """loss: {terminal_share: 1} trains every clip at the last timestep, where the one-step
+    sampler reads the network; without it the timesteps are uniform."""
+    model = tiny_vdd(condition_dropout=0.0)
+    seen = []
+    denoise = model._denoise
+    model._denoise = lambda x_t, t, cond: seen.append(t.clone()) or denoise(x_t, t, cond)
+    batch = clip_batch()
+    for _ in range(4):
+        model.training_loss(dict(batch, stage="stage2", stage_options={"terminal_share": 1.0}))
+    last = model.schedule.num_train_timesteps - 1
+    assert all(bool((t == last).all()) for t in seen)
+    seen.clear()
+    for _ in range(4):
+        model.training_loss(dict(batch, stage="stage2"))
+    assert not all(bool((t == last).all()) for t in seen)
+
+
 def test_residual_option_targets_v_of_the_latent_difference():
     model = tiny_vdd(condition_dropout=0.0, latent_scale=0.7, residual=True)
     batch = clip_batch()

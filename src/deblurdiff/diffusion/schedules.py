@@ -127,10 +127,18 @@ class NoiseSchedule:
         return v_from_x0_eps(x0, noise, a, s)
 
     def sample_timesteps(self, batch: int, generator: torch.Generator | None = None,
-                         device: torch.device | str | None = None) -> torch.Tensor:
-        """Uniform training timesteps, int64 ``(batch,)``; drawn on the generator's device."""
+                         device: torch.device | str | None = None, terminal_share: float = 0.0) -> torch.Tensor:
+        """Training timesteps, int64 ``(batch,)``, drawn on the generator's device: uniform, except
+        that a ``terminal_share`` of them (drawn per sample) is the last timestep, where a one-step
+        sampler evaluates the network (one-step fine-tuning, as Garcia et al. 2024 "Fine-tuning
+        image-conditional diffusion models is easier than you think"). 0 draws exactly as before."""
+        if not 0.0 <= terminal_share <= 1.0:
+            raise ConfigError(f"terminal_share must be in [0, 1], got {terminal_share}")
         gen_device = generator.device if generator is not None else torch.device("cpu")
         t = torch.randint(0, self.num_train_timesteps, (batch,), generator=generator, device=gen_device)
+        if terminal_share > 0:
+            last = torch.rand(batch, generator=generator, device=gen_device) < terminal_share
+            t = torch.where(last, torch.full_like(t, self.num_train_timesteps - 1), t)
         return t.to(device) if device is not None else t
 
     def loss_weight(self, t, kind: str = "min_snr", gamma: float = 5.0) -> torch.Tensor:

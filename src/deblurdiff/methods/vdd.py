@@ -35,7 +35,9 @@ briefly trained autoencoder's reconstruction error does not cap the output quali
 
 Training stages are named in the config (``batch["stage"]``); a stage's ``loss`` options may
 set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
-named so, ``diffusion`` otherwise) and override ``coherence_weight``. With a pretrained
+named so, ``diffusion`` otherwise), override ``coherence_weight`` and set ``terminal_share``: the
+share of clips trained at the last timestep, where the one-step sampler (from pure noise on the
+zero-terminal-SNR schedule, the v-prediction there is the posterior-mean x0) reads the network. With a pretrained
 autoencoder the ``autoencoder`` stage is refused.
 
 Inference (``restore``): DDIM (diffusers' ``DDIMScheduler``, eta 0: no noise is added; trailing
@@ -288,7 +290,8 @@ class VDD(DeblurMethod):
             if self.config.dropout_target == "all":
                 blur_latents = blur_latents * keep[:, None, None, None, None]
         noise = torch.randn_like(x0)
-        t = self.schedule.sample_timesteps(batch_size, device=x0.device)
+        t = self.schedule.sample_timesteps(batch_size, device=x0.device,
+                                           terminal_share=float(options.get("terminal_share", 0.0)))
         x_t = self.schedule.add_noise(x0, noise, t)
         target = self.schedule.target(x0, noise, t)
         pred = self._denoise(x_t, t, (blur_latents, context))
