@@ -131,6 +131,18 @@ def test_one_step_x0_of_a_zero_edm_net_beats_a_zero_residual_net_at_small_t():
         assert err(edm) < 0.1 * err(old)
 
 
+def test_terminal_share_stage_option_trains_the_last_timestep():
+    """loss: {terminal_share: 1} trains every clip where a one-step sampler reads the net."""
+    model = DIVD(**TINY, prediction="edm", loss="l2")
+    seen, forward = [], model.net.forward_clip
+    model.net.forward_clip = lambda x, cond, t: seen.append(t.clone()) or forward(x, cond, t)
+    batch = {"blur": torch.rand(4, 4, 3, 8, 8), "sharp": torch.rand(4, 4, 3, 8, 8)}
+    model.training_loss(dict(batch, stage_options={"terminal_share": 1.0}))
+    model.training_loss(batch)
+    last = model.noise_schedule.num_train_timesteps - 1
+    assert bool((seen[0] == last).all()) and not bool((seen[1] == last).all())
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="prediction"):
         DIVD(**TINY, prediction="edm2")

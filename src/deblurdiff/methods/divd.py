@@ -26,7 +26,9 @@ Choices the paper leaves open (all configurable, recorded in config.json):
   sinusoidal embedding; a monotone function of sigma on a fixed schedule). The schedule sees an
   x0 model, so DDIM / DPM-Solver++ / UniPC run unchanged.
 * Loss: L1 on x0 by default (``loss="l1"``; ``"l2"`` is the plain DDPM objective); timesteps
-  uniform. At sampling, each x0 estimate is clamped to the pixel range [-1, 1].
+  uniform, except a stage's ``loss: {terminal_share: s}`` trains that share of clips at the last
+  timestep, where a one-step sampler reads the network. At sampling, each x0 estimate is clamped
+  to the pixel range [-1, 1].
 * Inputs whose sides are not multiples of ``multiple`` (the least common multiple of every
   level's window size times its down-sampling) are reflect-padded inside ``restore`` and
   ``training_loss`` and cropped back.
@@ -160,7 +162,8 @@ class DIVD(DeblurMethod):
         h, w = blur.shape[-2:]
         cond, x0 = _pad(to_model(blur), self.multiple), _pad(to_model(sharp), self.multiple)
         noise = torch.randn_like(x0)
-        t = self.noise_schedule.sample_timesteps(x0.shape[0], device=x0.device)
+        share = float((batch.get("stage_options") or {}).get("terminal_share", 0.0))
+        t = self.noise_schedule.sample_timesteps(x0.shape[0], device=x0.device, terminal_share=share)
         x_t = self.noise_schedule.add_noise(x0, noise, t)
         if self.config.prediction == "edm":
             # EDM: MSE (or L1) on the network's own output F against its unit-variance target,
