@@ -289,3 +289,23 @@ def test_staging_path_never_reaches_a_message(tmp_path, monkeypatch):
         raise InputError(f"{tmp}: bad")
     assert str(info.value) == "r.json: bad"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_atomic_outputs_get_the_umask_mode_not_the_private_temp_mode(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700 temporaries; the finished output must have the mode a plain
+    write would give under the user's umask (here 022: 0644 files, 0755 folders)."""
+    import os
+    import stat
+
+    from deblurdiff.atomic import atomic_dir, atomic_file
+
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "out.json") as tmp:
+            Path(tmp).write_text("{}")
+        with atomic_dir(tmp_path / "weights") as tmp:
+            (Path(tmp) / "a.txt").write_text("a")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "weights").stat().st_mode) == 0o755

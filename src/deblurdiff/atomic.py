@@ -64,6 +64,19 @@ def _make_temp(make, path: Path, **kwargs) -> Path:
         raise path_error(exc, "write", path) from None
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _give_default_mode(path: Path) -> None:
+    """Give a finished temporary file or folder the mode a plain ``open``/``mkdir`` would have:
+    ``mkstemp``/``mkdtemp`` create them private (0600/0700) whatever the user's umask."""
+    mode = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, mode & ~_current_umask())
+
+
 def remove_leftovers(path) -> None:
     """Remove what an ``atomic_file``/``atomic_dir`` write of ``path`` killed midway left next to it."""
     path = Path(path)
@@ -88,6 +101,7 @@ def atomic_file(path):
     try:
         with _user_paths({tmp: path}):
             yield tmp
+            _give_default_mode(tmp)
             os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -103,6 +117,7 @@ def atomic_dir(path):
     try:
         with _user_paths({tmp: path}):
             yield tmp
+            _give_default_mode(tmp)
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 if old.exists():
