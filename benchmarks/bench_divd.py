@@ -11,7 +11,9 @@ once a trained one ships.
 Figures (PSNR/SSIM: RGB, [0, 255], no border crop, averaged over frames and clips; temporal error:
 mean |d output/dt - d truth/dt| on [0, 255], lower is better):
 
-* the shipped checkpoint vs the blurry input (the issue asks for >= +3 dB);
+* the shipped checkpoint, sampled as it ships (its ``default_sampler`` / ``default_steps``; one
+  step for the CPU run: from pure noise the EDM output is the posterior-mean estimate), vs the
+  blurry input (issue 15 asks for >= +1.5 dB);
 * the no-WTSA ablation (attention kept inside each frame; same budget) and, when given, the
   no-MRPE ablation, on PSNR and temporal consistency;
 * 20 DPM-Solver++ steps vs 50 DDIM steps (PSNR gap, and the speed ratio measured in this run);
@@ -142,7 +144,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--crop", type=int, default=None, help="centre crop in px (default 64; --full: none)")
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--samples", type=int, default=4, help="posterior samples averaged for the mean-vs-one figures")
-    ap.add_argument("--steps", type=int, default=20, help="DPM-Solver++ steps (DDIM gets --ddim-steps)")
+    ap.add_argument("--steps", type=int, default=None, help="steps of the main run (default: the checkpoint's)")
+    ap.add_argument("--sampler", default=None, help="sampler of the main run (default: the checkpoint's)")
+    ap.add_argument("--dpmpp-steps", type=int, default=20, help="DPM-Solver++ steps of the sampler comparison")
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--memory-steps", type=int, default=1, help="steps for the 720p / 4K runs (memory does not "
                                                                  "depend on steps; time is per step)")
@@ -166,39 +170,50 @@ def main(argv=None) -> dict:
     clips = load_clips(args.bench, clip_count, args.frames, crop)
     blurry = scores([b for b, _ in clips], clips)
     model = DIVD.from_pretrained(args.checkpoint).eval()
+    args.steps = args.steps or model.config.default_steps
+    args.sampler = args.sampler or model.config.default_sampler
+    main_run = f"{args.sampler} {args.steps}"
     rows = [{"model": "blurry input", **blurry}]
-    divd_out, divd_s = run_model(model, clips, args.steps, "dpmpp")
+    divd_out, divd_s = run_model(model, clips, args.steps, args.sampler)
     divd = scores(divd_out, clips)
-    rows.append({"model": f"DIVD (shipped), dpmpp {args.steps}", **divd, "seconds": divd_s})
+    rows.append({"model": f"DIVD (shipped), {main_run}", **divd, "seconds": divd_s})
     figures = {"psnr_blurry": blurry["psnr"], "psnr_divd": divd["psnr"], "gain_db": divd["psnr"] - blurry["psnr"],
                "ssim_blurry": blurry["ssim"], "ssim_divd": divd["ssim"],
                "temporal_err_blurry": blurry["temporal_err"], "temporal_err_divd": divd["temporal_err"]}
-    figures["gain_at_least_3db"] = bool(figures["gain_db"] >= 3.0)
+    figures["gain_at_least_1.5db"] = bool(figures["gain_db"] >= 1.5)
 
     for name, folder in (("nowtsa", args.nowtsa), ("nomrpe", args.nomrpe)):
         if folder is None or not (folder / "config.json").is_file():
             print(f"[bench_divd] no {name} checkpoint at {folder}: skipped")
             continue
         ablation = DIVD.from_pretrained(folder).eval()
-        out, seconds = run_model(ablation, clips, args.steps, "dpmpp")
+        out, seconds = run_model(ablation, clips, args.steps, args.sampler)
         sc = scores(out, clips)
-        rows.append({"model": f"DIVD {name} ablation, dpmpp {args.steps}", **sc, "seconds": seconds})
+        rows.append({"model": f"DIVD {name} ablation, {main_run}", **sc, "seconds": seconds})
         figures[f"psnr_{name}"], figures[f"temporal_err_{name}"] = sc["psnr"], sc["temporal_err"]
         figures[f"wtsa_gain_vs_{name}_db"] = divd["psnr"] - sc["psnr"]
 
+    if (args.sampler, args.steps) == ("dpmpp", args.dpmpp_steps):
+        dpmpp, dpmpp_s = divd, divd_s
+    else:
+        dpmpp_out, dpmpp_s = run_model(model, clips, args.dpmpp_steps, "dpmpp")
+        dpmpp = scores(dpmpp_out, clips)
+        rows.append({"model": f"DIVD (shipped), dpmpp {args.dpmpp_steps}", **dpmpp, "seconds": dpmpp_s})
+        figures["psnr_dpmpp"] = dpmpp["psnr"]
+        figures[f"{args.sampler}_{args.steps}_minus_dpmpp_{args.dpmpp_steps}_db"] = divd["psnr"] - dpmpp["psnr"]
     ddim_out, ddim_s = run_model(model, clips, args.ddim_steps, "ddim")
     ddim = scores(ddim_out, clips)
     rows.append({"model": f"DIVD (shipped), ddim {args.ddim_steps}", **ddim, "seconds": ddim_s})
     figures["psnr_ddim"] = ddim["psnr"]
-    figures["dpmpp_minus_ddim_db"] = divd["psnr"] - ddim["psnr"]
-    figures["dpmpp_within_0.3db_of_ddim"] = bool(abs(divd["psnr"] - ddim["psnr"]) <= 0.3)
-    figures["speed_ratio_dpmpp_vs_ddim"] = ddim_s / divd_s
+    figures["dpmpp_minus_ddim_db"] = dpmpp["psnr"] - ddim["psnr"]
+    figures["dpmpp_within_0.3db_of_ddim"] = bool(abs(dpmpp["psnr"] - ddim["psnr"]) <= 0.3)
+    figures["speed_ratio_dpmpp_vs_ddim"] = ddim_s / dpmpp_s
 
-    # The mean of N samples vs one: the first draw of each clip is the dpmpp output above (same seed).
-    stats, _ = run_model(model, clips, args.steps, "dpmpp", samples=args.samples)
+    # The mean of N samples vs one: the first draw of each clip is the main output above (same seed).
+    stats, _ = run_model(model, clips, args.steps, args.sampler, samples=args.samples)
     means = [mean for mean, _ in stats]
     mean_scores = scores(means, clips)
-    rows.append({"model": f"DIVD (shipped), mean of {args.samples} dpmpp {args.steps} samples", **mean_scores})
+    rows.append({"model": f"DIVD (shipped), mean of {args.samples} {main_run} samples", **mean_scores})
     figures[f"psnr_mean_of_{args.samples}"] = mean_scores["psnr"]
     figures[f"mean_of_{args.samples}_minus_one_sample_db"] = mean_scores["psnr"] - divd["psnr"]
     figures["mean_pixel_std"] = torch.stack([std.mean() for _, std in stats]).mean().item()
@@ -224,10 +239,11 @@ def main(argv=None) -> dict:
         figures["peak_memory_mb_3840x2160"] = big["peak_memory_mb"]
         figures["seconds_per_megapixel_per_step_uhd"] = big["seconds_per_megapixel"] / args.memory_steps
 
-    real_figures, real_settings = real_section("divd", args.checkpoint, args, steps=args.steps)
+    real_figures, real_settings = real_section("divd", args.checkpoint, args, steps=args.steps)  # the checkpoint's sampler
     figures.update(real_figures)
 
     settings = {"full": args.full, "clips": len(clips), "crop": crop, "samples": args.samples, "frames": args.frames, "size": list(clips[0][0].shape[-2:]), "steps": args.steps,
+                "sampler": args.sampler, "dpmpp_steps": args.dpmpp_steps,
                 "ddim_steps": args.ddim_steps, "memory_steps": args.memory_steps, "memory_size": args.memory_size, "tile": args.tile,
                 "checkpoint": str(args.checkpoint), "threads": args.threads,
                 "bench": str(args.bench) if args.bench and (args.bench / "video").is_dir() else "generated in memory",
