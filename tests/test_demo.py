@@ -43,3 +43,31 @@ def test_every_image_renders_in_chromium(demo_page, tmp_path):
     images = len(re.findall(r"<img ", page.read_text()))
     assert f'data-images="{images}"' in dom, "the page's load handler did not run"
     assert 'data-broken="0"' in dom, "some images failed to render"
+
+
+def test_demo_runs_a_checkpoint_at_its_own_steps_up_to_the_cap(tmp_path):
+    """VDD and DIVD ship sampling in one step (their best measured setting): the demo must not run
+    them at its larger cap; a checkpoint whose default exceeds the cap gets the cap."""
+    from types import SimpleNamespace
+
+    from deblurdiff.commands.demo import DEMO_STEPS, Demo
+
+    class Fake:
+        def __init__(self, name, config):
+            self.name, self.model, self.calls = name, SimpleNamespace(config=config), []
+
+        def deblur(self, x, **kw):
+            self.calls.append(kw["steps"])
+            return x
+
+    demo = Demo(tmp_path, SimpleNamespace(steps=None, quiet=True))
+    for name, config, expected in (("vdd", {"steps": 1}, 1), ("divd", {"default_steps": 1}, 1),
+                                   ("divd", {"default_steps": 50}, DEMO_STEPS["divd"]),
+                                   ("vdm-md", {"default_steps": 1000}, DEMO_STEPS["vdm-md"])):
+        fake = Fake(name, config)
+        demo.run_method(fake, None)
+        assert fake.calls == [expected], name
+    demo.args.steps = 3
+    fake = Fake("vdd", {"steps": 1})
+    demo.run_method(fake, None)
+    assert fake.calls == [3]  # --steps wins

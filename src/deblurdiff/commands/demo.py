@@ -20,7 +20,8 @@ IMAGE_METHODS = [("identity", None), ("blind", None), ("nafnet", None), ("mimo-u
                  ("blurdm", "nafnet"), ("blurdm", "mimo-unet")]
 VIDEO_METHODS = [("identity", None), ("divd", None), ("vdd", None)]
 EXPOSURE_METHODS = [("vdm-md", None)]
-#: sampling steps per method in the demo (its budget is a few minutes on 2 cores); BlurDM's
+#: the most sampling steps a method gets in the demo (its budget is a few minutes on 2 cores); a
+#: checkpoint that ships with fewer (VDD and DIVD sample in one step) runs its own. BlurDM's
 #: 5-step chain is fixed by training and the regressors take no steps.
 DEMO_STEPS = {"divd": 10, "vdd": 10, "vdm-md": 20}
 #: methods whose uncertainty map the demo draws (each costs `samples` more runs; these are cheap)
@@ -79,7 +80,9 @@ class Demo:
 
     def run_method(self, model, x, **kw):
         if model.name in DEMO_STEPS:
-            kw.setdefault("steps", self.args.steps or DEMO_STEPS[model.name])
+            config = model.model.config  # VDD names its default "steps", DIVD and VDM-MD "default_steps"
+            shipped = config.get("default_steps", config.get("steps")) or DEMO_STEPS[model.name]
+            kw.setdefault("steps", self.args.steps or min(shipped, DEMO_STEPS[model.name]))
         return model.deblur(x, seed=0, progress=False, **kw)
 
     def uncertainty(self, model, x, label, case_rel):
