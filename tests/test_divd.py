@@ -157,7 +157,7 @@ def test_training_loss_pads_odd_sizes_and_reports_psnr():
 
 
 @pytest.mark.parametrize("name", ["divd", "divd-tiny", "divd-tiny-nowtsa", "divd-tiny-nomrpe", "divd-cpu",
-                                  "divd-cpu-nowtsa", "divd-cpu-nomrpe"])
+                                  "divd-cpu-nowtsa", "divd-cpu-nomrpe", "divd-cpu-onestep", "divd-cpu-wide"])
 def test_configs_build(name):
     from deblurdiff.train.config import load_config
     cfg = load_config(REPO / "configs" / f"{name}.yaml")

@@ -589,3 +589,14 @@ def test_warm_start_from_a_run_continues_its_ema_weights(reference_run, tmp_path
     assert_identical(step / "ema", new_final)
     with pytest.raises(CheckpointError, match="not a folder of weights"):
         run(parse_config(raw_config(init=str(tmp_path / "nowhere"))), tmp_path / "cold")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_config_loads(path):
+    """Each config in configs/ passes the loader's checks (keys, types, stages), so a typo in one
+    that no other test builds is caught before a run is launched from it."""
+    from deblurdiff.train.config import load_config
+
+    cfg = load_config(path)
+    assert cfg.method and cfg.train.batch_size >= 1
