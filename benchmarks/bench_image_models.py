@@ -43,6 +43,9 @@ MODELS = {  # row -> (method, backbone, shipped folder)
     "nafnet+blurdm": ("blurdm", "nafnet", shipped_checkpoint("blurdm")),
     "nafnet+ddpm-prior": ("blurdm", "nafnet", shipped_checkpoint("blurdm") / "ddpm-prior"),
     "mimo-unet+blurdm": ("blurdm", "mimo-unet", shipped_checkpoint("blurdm-mimo-unet")),
+    # BlurDM's ablation: the trunk BlurDM starts from, trained BlurDM's 1500 backbone steps without a
+    # prior (scripts/train_image_models.py: nafnet-continued). Not shipped: a row only where the run is.
+    "nafnet-ablation": ("nafnet", None, HERE.parent / "runs" / "nafnet-cpu-continued" / "final"),
 }
 REAL_PAIRS = {  # name -> (blurry, sharp) under the real-data folder
     "GoPro Istanbul": ("gopro_pairs_DeepDeblur_release/Istanbul_blur1.png",
@@ -104,10 +107,13 @@ def embedded_part(models, data: Path, seeds: int, figures: dict) -> list[dict]:
         table.append(row)
         figures[f"embedded_gain_db_{name}"] = row["gain (dB)"]
     figures["embedded_blurry_psnr"] = base["PSNR"]
-    # BlurDM's claim: the prior beats its backbone trained the same extra steps without it. The shipped
-    # NAFNet is that ablation (the trunk BlurDM starts from, continued BlurDM's 1500 backbone steps).
-    if "embedded_gain_db_nafnet" in figures and "embedded_gain_db_nafnet+blurdm" in figures:
-        figures["blurdm_over_nafnet_db"] = figures["embedded_gain_db_nafnet+blurdm"] - figures["embedded_gain_db_nafnet"]
+    # BlurDM's claim: the prior beats its backbone trained the same extra steps without it (the ablation
+    # row). The shipped NAFNet has trained longer since, so beating it is a stronger claim, printed too.
+    if "embedded_gain_db_nafnet+blurdm" in figures:
+        for row, key in (("nafnet-ablation", "blurdm_over_same_steps_ablation_db"),
+                         ("nafnet", "blurdm_over_shipped_nafnet_db")):
+            if f"embedded_gain_db_{row}" in figures:
+                figures[key] = figures["embedded_gain_db_nafnet+blurdm"] - figures[f"embedded_gain_db_{row}"]
     return table
 
 
