@@ -37,8 +37,8 @@ Training stages are named in the config (``batch["stage"]``); a stage's ``loss``
 set ``objective`` to ``autoencoder`` or ``diffusion`` (default: ``autoencoder`` for a stage
 named so, ``diffusion`` otherwise), override ``coherence_weight`` and set ``terminal_share``: the
 share of clips trained at the last timestep, where the one-step sampler (from pure noise on the
-zero-terminal-SNR schedule, the v-prediction there is the posterior-mean x0) reads the network. With a pretrained
-autoencoder the ``autoencoder`` stage is refused.
+zero-terminal-SNR schedule, the v-prediction there is the posterior-mean x0) reads the network.
+With a pretrained autoencoder the ``autoencoder`` stage is refused.
 
 Inference (``restore``): DDIM (diffusers' ``DDIMScheduler``, eta 0: no noise is added; trailing
 timesteps, zero-terminal-SNR betas when ``zero_terminal_snr``) for ``steps`` steps with CFG
